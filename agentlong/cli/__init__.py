@@ -1,0 +1,1 @@
+"""The ``agentlong`` command line. Only this package prints or imports rich."""

@@ -1,0 +1,75 @@
+"""``agentlong`` entry point: argparse subcommands, one module per command group.
+
+Each module in ``COMMANDS`` exposes ``register(subparsers)`` and sets ``func`` on its parser;
+``func(args) -> int`` is the exit code. Errors become one line on stderr, never a traceback
+(set ``AGENTLONG_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .. import __version__
+from ..errors import AgentlongError
+
+COMMANDS = ["models", "index", "ask", "write", "chat", "batch"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentlong",
+        description="Agentic long-document processing: ask, summarize, index, write, chat, batch.",
+    )
+    parser.add_argument("--version", action="version", version=f"agentlong {__version__}")
+    parser.add_argument("-m", "--model", help="model string, e.g. llama:qwen2.5-coder-0.5b, openai:gpt-4o-mini, fake")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"agentlong.cli.cmd_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"agentlong.cli.cmd_{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except AgentlongError as exc:
+        _debug_traceback()
+        print(f"agentlong: error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("agentlong: interrupted — finished steps are checkpointed; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # last line of defence: still one line
+        _debug_traceback()
+        msg = " ".join(str(exc).split())[:300]
+        print(f"agentlong: internal error: {type(exc).__name__}: {msg} — "
+              "re-run with AGENTLONG_DEBUG=1 for a traceback and report it", file=sys.stderr)
+        return 1
+
+
+def _debug_traceback() -> None:
+    if os.environ.get("AGENTLONG_DEBUG"):
+        import traceback
+
+        traceback.print_exc()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""The call helper every graph uses: prompts by name, context checks, JSON with repair, usage.
+
+>>> from agentlong.backends.fake import FakeBackend
+>>> from agentlong.settings import Settings
+>>> llm = LLM(FakeBackend(mode="keyed", responses={"Question": "42"}), Settings(model="fake"))
+>>> llm.call("answer_direct", max_tokens=8, question="Question?", document="doc").text
+'42'
+>>> llm.usage.calls
+1
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .backends.base import Backend, Stream, check_fits, decode_json
+from .errors import ParseError
+from .events import Emit, EventBus, UsageUpdate
+from .prompts import render
+from .settings import Settings
+from .types import Completion, Message, TraceStep, Usage
+
+__all__ = ["LLM"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class LLM:
+    """A backend plus prompts, usage metering and events for one run."""
+
+    def __init__(self, backend: Backend, settings: Settings, emit: Emit | None = None) -> None:
+        self.backend = backend
+        self.settings = settings
+        self.emit: Emit = emit or EventBus()
+        self.usage = Usage()
+        self.trace: list[TraceStep] = []
+        self.prompts_used: list[str] = []
+        self._lock = threading.Lock()
+
+    # -- sizes -----------------------------------------------------------------
+    def tokens(self, text: str) -> int:
+        return self.backend.count_tokens(text) if text else 0
+
+    @property
+    def window(self) -> int:
+        return self.backend.context_window()
+
+    # -- prompts ---------------------------------------------------------------
+    def render(self, name: str, **variables: Any) -> str:
+        if name not in self.prompts_used:
+            self.prompts_used.append(name)
+        return render(name, self.settings.prompts_dir, **variables)
+
+    def messages(self, prompt: str, *, system: str | None = "system", **variables: Any) -> list[Message]:
+        msgs = [Message(role="system", content=self.render(system))] if system else []
+        msgs.append(Message(role="user", content=self.render(prompt, **variables)))
+        return msgs
+
+    def fixed_tokens(self, prompt: str, *, system: str | None = "system", **variables: Any) -> int:
+        """Tokens a prompt costs with the given (usually empty-text) variables."""
+        return sum(self.tokens(m.content) + 8 for m in self.messages(prompt, system=system, **variables))
+
+    # -- calls -----------------------------------------------------------------
+    def _account(self, step: str, completion: Completion) -> None:
+        with self._lock:
+            self.usage = self.usage + completion.usage
+            self.trace.append(TraceStep(step=step, usage=completion.usage))
+            total = self.usage
+        self.emit(UsageUpdate(usage=total))
+
+    def send(self, messages: list[Message], *, step: str, max_tokens: int, schema: dict | None = None) -> Completion:
+        check_fits(self.backend, messages, max_tokens)
+        completion = self.backend.complete(
+            messages, max_tokens=max_tokens, temperature=self.settings.temperature, schema=schema
+        )
+        self._account(step, completion)
+        return completion
+
+    def call(self, prompt: str, *, max_tokens: int, system: str | None = "system", **variables: Any) -> Completion:
+        """Render ``prompt`` and complete it."""
+        return self.send(self.messages(prompt, system=system, **variables), step=prompt, max_tokens=max_tokens)
+
+    def stream(self, messages: list[Message], *, step: str, max_tokens: int) -> Stream:
+        """Stream a completion; usage is accounted when the stream ends."""
+        check_fits(self.backend, messages, max_tokens)
+        inner = self.backend.stream(messages, max_tokens=max_tokens, temperature=self.settings.temperature)
+
+        def deltas():
+            yield from inner
+            assert inner.completion is not None
+            self._account(step, inner.completion)
+
+        return Stream(deltas(), lambda _text: inner.completion)
+
+    def call_json(
+        self, prompt: str, model: type[M], *, max_tokens: int, system: str | None = "system", **variables: Any
+    ) -> M:
+        """Schema-constrained call validated into ``model``; one repair retry, then ParseError."""
+        schema = model.model_json_schema()
+        messages = self.messages(prompt, system=system, **variables)
+        completion = self.send(messages, step=prompt, max_tokens=max_tokens, schema=schema)
+        try:
+            return _validate(model, completion)
+        except (ParseError, ValidationError) as first:
+            repair = messages + [
+                Message(role="assistant", content=completion.text[:2000]),
+                Message(role="user", content=self.render("json_repair", error=_short(first), schema=schema)),
+            ]
+            retry = self.send(repair, step=f"{prompt}:repair", max_tokens=max_tokens, schema=schema)
+            try:
+                return _validate(model, retry)
+            except (ParseError, ValidationError) as second:
+                raise ParseError(
+                    f"step {prompt!r}: the model returned invalid JSON twice ({_short(second)})"
+                ) from second
+
+
+def _validate(model: type[M], completion: Completion) -> M:
+    data = completion.parsed if completion.parsed is not None else decode_json(completion.text)
+    return model.model_validate(data)
+
+
+def _short(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:200]
