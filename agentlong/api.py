@@ -94,11 +94,12 @@ class Agentlong:
 
         return load_path(path, self.settings)
 
-    def index(self, paths: Source, *, name: str | None = None, on_event: Emit | None = None):
-        """Index files/folders into a named corpus in the vector store (incremental)."""
+    def index(self, paths: Source, *, name: str | None = None, reindex: bool = False, on_event: Emit | None = None):
+        """Index files/folders into a named corpus in the vector store (incremental; ``reindex`` rebuilds)."""
         from .store.corpus import index_paths
 
-        return index_paths(self, _as_list(paths), name=name, emit=EventBus([on_event] if on_event else []))
+        return index_paths(self, _as_list(paths), name=name, emit=EventBus([on_event] if on_event else []),
+                           reindex=reindex)
 
     def search(self, corpus: str, query: str, *, k: int = 8):
         """Dense search of an indexed corpus: hits with scores and provenance."""

@@ -12,6 +12,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -19,13 +22,44 @@ from pydantic import BaseModel, ValidationError
 from .backends.base import Backend, Stream, check_fits, decode_json
 from .errors import ParseError
 from .events import Emit, EventBus, UsageUpdate
+from .packing import truncate_to_tokens
 from .prompts import render
 from .settings import Settings
 from .types import Completion, Message, TraceStep, Usage
 
-__all__ = ["LLM"]
+__all__ = ["LLM", "StepMeter", "metered"]
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class StepMeter:
+    """Usage of the calls made inside one ``metered()`` block."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+
+
+_step_meter: ContextVar[StepMeter | None] = ContextVar("agentlong_step_meter", default=None)
+
+
+@contextmanager
+def metered() -> Iterator[StepMeter]:
+    """Meter the calls made in this block (this thread/context only): per-step usage for traces,
+    correct even when graph nodes call the same ``LLM`` concurrently.
+
+    >>> from agentlong.backends.fake import FakeBackend
+    >>> llm = LLM(FakeBackend(mode="echo"), Settings(model="fake"))
+    >>> with metered() as step:
+    ...     _ = llm.call("answer_direct", max_tokens=8, question="q", document="d")
+    >>> step.usage.calls
+    1
+    """
+    meter = StepMeter()
+    token = _step_meter.set(meter)
+    try:
+        yield meter
+    finally:
+        _step_meter.reset(token)
 
 
 class LLM:
@@ -69,6 +103,9 @@ class LLM:
             self.usage = self.usage + completion.usage
             self.trace.append(TraceStep(step=step, usage=completion.usage))
             total = self.usage
+        meter = _step_meter.get()
+        if meter is not None:
+            meter.usage = meter.usage + completion.usage
         self.emit(UsageUpdate(usage=total))
 
     def send(self, messages: list[Message], *, step: str, max_tokens: int, schema: dict | None = None) -> Completion:
@@ -105,10 +142,9 @@ class LLM:
         try:
             return _validate(model, completion)
         except (ParseError, ValidationError) as first:
-            repair = messages + [
-                Message(role="assistant", content=completion.text[:2000]),
-                Message(role="user", content=self.render("json_repair", error=_short(first), schema=schema)),
-            ]
+            instruction = Message(role="user", content=self.render("json_repair", error=_short(first), schema=schema))
+            echo = self._fit_echo(messages + [instruction], completion.text[:2000], max_tokens)
+            repair = messages + [Message(role="assistant", content=echo), instruction]
             retry = self.send(repair, step=f"{prompt}:repair", max_tokens=max_tokens, schema=schema)
             try:
                 return _validate(model, retry)
@@ -116,6 +152,11 @@ class LLM:
                 raise ParseError(
                     f"step {prompt!r}: the model returned invalid JSON twice ({_short(second)})"
                 ) from second
+
+    def _fit_echo(self, messages: list[Message], text: str, max_tokens: int) -> str:
+        """The invalid reply shown back in a repair call, shortened so that call fits the window too."""
+        room = self.window - sum(self.tokens(m.content) + 8 for m in messages) - 8 - max_tokens
+        return truncate_to_tokens(text, room, self.tokens) if room > 0 else ""
 
 
 def _validate(model: type[M], completion: Completion) -> M:

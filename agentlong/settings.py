@@ -24,7 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "LlamaSettings", "OpenAISettings", "StoreSettings", "ChunkSettings", "home_dir"]
+__all__ = ["Settings", "LlamaSettings", "OpenAISettings", "StoreSettings", "ChunkSettings", "MemorySettings", "home_dir"]
 
 DEFAULT_MODEL = "llama:qwen2.5-coder-0.5b"
 
@@ -75,6 +75,19 @@ class ChunkSettings(_Section):
     note_tokens: int = Field(768, ge=64, description="budget of the running note in chain-of-agents")
 
 
+class MemorySettings(_Section):
+    flash_turns: int = Field(3, ge=0, description="recent chat turns always kept in context (raw, or their summary when large)")
+    archive_k: int = Field(4, ge=0, description="most archived memories injected into one turn")
+    flash_share: float = Field(0.5, gt=0, lt=1, description="share of a chat prompt's free tokens for flash memory")
+    archive_share: float = Field(0.3, gt=0, lt=1, description="share of a chat prompt's free tokens for archived memories")
+    summary_threshold: int | None = Field(None, description="turns above this many tokens get a summary; None = window/16 (at least 96)")
+    summary_words: int = Field(60, ge=10, description="target length of a turn summary in words")
+    min_relevance: float = Field(0.3, description="similarity an archived memory needs when no rule asked for memory")
+    recency_weight: float = Field(0.15, ge=0, description="weight of recency next to relevance when ranking archived memories")
+    recency_half_life: float = Field(20.0, gt=0, description="turns after which the recency bonus halves")
+    decide_with_model: bool = Field(False, description="ask the model (tiny JSON call) whether memory is needed when rules are unsure")
+
+
 class Settings(BaseSettings):
     """All agentlong settings."""
 
@@ -90,6 +103,7 @@ class Settings(BaseSettings):
     openai: OpenAISettings = Field(default_factory=OpenAISettings, description="OpenAI-compatible backend")
     store: StoreSettings = Field(default_factory=StoreSettings, description="vector store and embedder")
     chunking: ChunkSettings = Field(default_factory=ChunkSettings, description="chunk sizes and budgets")
+    memory: MemorySettings = Field(default_factory=MemorySettings, description="chat memory controller")
 
     @classmethod
     def settings_customise_sources(

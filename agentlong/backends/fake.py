@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ParseError
 from ..types import Completion, Message
 from .base import BaseBackend, Stream, check_fits
 
@@ -118,7 +118,10 @@ class FakeBackend(BaseBackend):
         if schema is not None:
             from .base import decode_json
 
-            parsed = decode_json(text)
+            try:
+                parsed = decode_json(text)
+            except ParseError:  # left to the LLM layer's repair retry, as with real backends
+                parsed = None
         return Completion(
             text=text, model=self.model, finish_reason="stop", parsed=parsed,
             usage=self.usage(prompt_tokens, self.count_tokens(text), time.perf_counter() - started),

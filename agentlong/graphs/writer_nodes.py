@@ -1,0 +1,376 @@
+"""Node functions of the writer graph: plan, draft (write/extend), review, revise, commit, assemble.
+
+Each node takes ``(state, runtime)`` and returns a partial state update; they are plain functions
+that tests call without a graph. Prompt sizes come from the model's window (``packing``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.runtime import Runtime
+from pydantic import BaseModel, Field, field_validator
+
+from ..events import CitationFound, Notice, Progress, StepDone, TextDelta
+from ..packing import fit, prompt_budget, truncate_to_tokens
+from ..types import Chunk
+from ..wordcount import bounds, count_words
+from .common import RunContext
+from .writer_plan import Outline, SectionPlan, WriterOptions, plan_outline
+from .writer_sources import Sources, attribute, citation_for
+from .writer_text import BM25, clean_section, complete_sentences, dedupe, join_draft, passages, tail, trim_to
+
+__all__ = ["WriterContext", "plan", "draft", "review", "revise", "commit", "assemble", "Review", "options_of"]
+
+SYSTEM = "writer_system"
+HEADROOM = 1.1  # output tokens over the measured words->tokens estimate
+OUTLINE_WINDOW = 6  # outline titles shown on each side of the current section
+SHARES = {"sources": 0.45, "summary": 0.2, "tail": 0.15, "earlier": 0.2}  # of the room left for context
+
+
+@dataclass
+class WriterContext(RunContext):
+    """Run context plus the writer's source passages (loaded per process, never checkpointed)."""
+
+    sources: Sources | None = None
+    announced: bool = field(default=False)
+
+
+class Review(BaseModel):
+    """The reviewer's schema-constrained verdict on one section."""
+
+    summary: str = Field(max_length=400)
+    problems: list[str] = Field(json_schema_extra={"maxItems": 3})
+    passes: bool
+
+    @field_validator("summary", mode="before")
+    @classmethod
+    def _clip(cls, v: Any) -> Any:
+        return v[:400] if isinstance(v, str) else v
+
+    @field_validator("problems", mode="before")
+    @classmethod
+    def _clip_problems(cls, v: Any) -> Any:
+        return [str(p)[:200] for p in v][:3] if isinstance(v, list) else v
+
+
+def options_of(state: dict) -> WriterOptions:
+    return WriterOptions.model_validate(state["options"])
+
+
+def _section(state: dict) -> SectionPlan:
+    return SectionPlan.model_validate(state["outline"][state["index"]])
+
+
+def _done_words(state: dict) -> int:
+    return sum(s["words"] for s in state.get("sections", []))
+
+
+def _bounds(budget: int, tol: float) -> tuple[int, int]:
+    return bounds(budget, tol)
+
+
+def _base_vars(state: dict) -> dict[str, Any]:
+    i = state["index"]
+    return {"instruction": state["instruction"], "title": state["title"], "n": len(state["outline"]),
+            "number": i + 1, "section": state["outline"][i], "unit": state["unit"], "target": state["target"]}
+
+
+# -- plan -----------------------------------------------------------------------------------------
+def plan(state: dict, runtime: Runtime[WriterContext]) -> dict:
+    """Use the user's outline or ask the model for one; measure the tokens-per-word ratio."""
+    ctx, opts = runtime.context, options_of(state)
+    ctx.announced = True
+    if state.get("outline"):
+        outline = Outline(title=state.get("title") or "", sections=state["outline"])
+    else:
+        outline = plan_outline(ctx.llm, state["instruction"], state["target"], opts)
+    sample = " ".join([outline.title, *(s.title + " " + " ".join(s.points) for s in outline.sections)])
+    words = count_words(sample)
+    ratio = opts.tokens_per_word or (min(3.0, max(0.5, ctx.llm.tokens(sample) / words)) if words >= 5 else 1.4)
+    ctx.emit(StepDone(step="outline", detail=outline.markdown()))
+    ctx.emit(Progress(task="words", done=0, total=state["target"], detail=outline.sections[0].title))
+    return {"title": outline.title or state["instruction"][:80], "outline": [s.model_dump() for s in outline.sections],
+            "index": 0, "ratio": round(ratio, 4), **_fresh()}
+
+
+def _fresh() -> dict[str, Any]:
+    return {"draft": "", "calls": 0, "attempts": [], "verdicts": [], "revisions": 0, "summary": "",
+            "stalled": False, "shown": []}
+
+
+# -- context for section prompts ----------------------------------------------------------------
+def _room(ctx: WriterContext, prompt: str, max_tokens: int, variables: dict[str, Any]) -> int:
+    fixed = ctx.llm.fixed_tokens(prompt, system=SYSTEM, **variables)
+    return prompt_budget(ctx.llm.window, fixed, max_tokens)
+
+
+def _outline_window(state: dict) -> list[dict]:
+    i = state["index"]
+    lo, hi = max(0, i - OUTLINE_WINDOW), min(len(state["outline"]), i + OUTLINE_WINDOW + 1)
+    return [{"n": k + 1, "title": state["outline"][k]["title"]} for k in range(lo, hi)]
+
+
+def _summary(state: dict, budget: int, count) -> str:
+    lines = [f"{s['index'] + 1}. {s['title']}: {s['summary']}" for s in state.get("sections", []) if s.get("summary")]
+    kept = fit(reversed(lines), budget, lambda x: count(x) + 1)  # the most recent sections first
+    return "\n".join(reversed(kept))
+
+
+def _earlier(state: dict, query: str, k: int, budget: int, count) -> list[str]:
+    sections = state.get("sections", [])[:-1]  # the previous section is represented by its tail
+    paras = [p for s in sections for p in passages(s["text"])]
+    if not paras or k <= 0:
+        return []
+    picked = [paras[i] for i in BM25(paras).top(query, k)]
+    return fit(picked, budget, lambda x: count(x) + 4)
+
+
+def _sources(state: dict, ctx: WriterContext, query: str, k: int, budget: int) -> tuple[list[dict], list[dict]]:
+    """Passages shown to this section (numbered) and the updated global numbering ``cites``."""
+    cites = list(state.get("cites", []))
+    if ctx.sources is None or k <= 0:
+        return [], cites
+    number = {c["chunk"]["doc_id"] + ":" + str(c["chunk"]["index"]): c["n"] for c in cites}
+    shown: list[dict] = []
+    for chunk in fit(ctx.sources.retrieve(query, k), budget, lambda c: ctx.llm.tokens(c.text) + 6):
+        if chunk.id not in number:
+            number[chunk.id] = len(cites) + 1
+            cites.append({"n": number[chunk.id], "chunk": chunk.model_dump()})
+        shown.append({"n": number[chunk.id], "text": chunk.text.strip()})
+    return shown, cites
+
+
+def _context(state: dict, ctx: WriterContext, room: int, *, with_memory: bool) -> dict[str, Any]:
+    opts, count, sec = options_of(state), ctx.llm.tokens, _section(state)
+    query = " ".join([sec.title, *sec.points])
+    cap = lambda part, limit: max(0, min(limit, int(room * SHARES[part])))  # noqa: E731
+    sources, cites = _sources(state, ctx, query, opts.source_passages, cap("sources", opts.source_tokens))
+    out: dict[str, Any] = {"sources": sources, "_cites": cites}
+    if with_memory:
+        prev = state.get("sections", [])
+        out["summary"] = _summary(state, cap("summary", opts.summary_tokens), count)
+        out["earlier"] = _earlier(state, query, opts.earlier_passages, cap("earlier", opts.passage_tokens), count)
+        out["previous_tail"] = tail(prev[-1]["text"], cap("tail", opts.tail_tokens), count) if prev else ""
+    return out
+
+
+def _max_tokens(state: dict, ctx: WriterContext, words_left: int) -> int:
+    opts = options_of(state)
+    want = math.ceil(max(words_left, 1) * state["ratio"] * HEADROOM) + 16
+    return max(32, min(want, opts.max_call_tokens, ctx.llm.window // 2))
+
+
+# -- draft: write, then extend while short ------------------------------------------------------
+def draft(state: dict, runtime: Runtime[WriterContext]) -> dict:
+    """One drafting call: the first draft of a section, or a continuation from its tail."""
+    ctx, opts, sec = runtime.context, options_of(state), _section(state)
+    _announce_resume(state, ctx)
+    lo, hi = _bounds(sec.budget, opts.tolerance)
+    before = state.get("draft", "")
+    words_before = count_words(before)
+    max_tokens = _max_tokens(state, ctx, hi - words_before)
+    base = _base_vars(state)
+    if not before:
+        prompt = "writer_section"
+        empty = {**base, "outline": _outline_window(state), "budget": sec.budget, "summary": "", "earlier": [],
+                 "sources": [], "previous_tail": ""}
+        extra = _context(state, ctx, _room(ctx, prompt, max_tokens, empty), with_memory=True)
+        variables = {**empty, **extra}
+    else:
+        prompt = "writer_continue"
+        need = max(sec.budget - words_before, 10)
+        empty = {**base, "words": words_before, "need": need, "draft_tail": "", "sources": []}
+        room = _room(ctx, prompt, max_tokens, empty)
+        extra = _context(state, ctx, int(room * (1 - SHARES["tail"])), with_memory=False)
+        variables = {**empty, **extra, "draft_tail": tail(before, min(room // 3, opts.tail_tokens * 2), ctx.llm.tokens)}
+    cites = variables.pop("_cites")
+    completion = ctx.llm.call(prompt, max_tokens=max_tokens, system=SYSTEM, **variables)
+    text, dropped = dedupe(join_draft(before, clean_section(completion.text, sec.title)))
+    text, note = _fit_length(text, completion.finish_reason, lo, hi, dropped)
+    words = count_words(text)
+    gained = words - words_before
+    stalled = bool(before) and gained < max(10, sec.budget // 20)
+    if stalled:
+        note = "; ".join(filter(None, [note, f"stalled: added {gained} words"]))
+    attempt = {"action": "draft" if not before else "continue", "words": words, "tokens": completion.usage.completion_tokens, "note": note}
+    ctx.emit(Progress(task="words", done=_done_words(state) + words, total=state["target"], detail=sec.title))
+    return {"draft": text, "calls": state.get("calls", 0) + 1, "attempts": [*state.get("attempts", []), attempt],
+            "stalled": stalled, "cites": cites, "shown": [s["n"] for s in variables["sources"]],
+            "ratio": _measure(ctx, text, state["ratio"])}
+
+
+def _fit_length(text: str, finish: str | None, lo: int, hi: int, dropped: int) -> tuple[str, str]:
+    notes = [f"dropped {dropped} repeated sentences"] if dropped else []
+    if count_words(text) > hi:
+        text = trim_to(text, hi, lo)
+        notes.append("trimmed at a boundary")
+    elif finish == "length":
+        text = complete_sentences(text)  # the call was cut mid-sentence
+    return text, "; ".join(notes)
+
+
+def _measure(ctx: WriterContext, text: str, ratio: float) -> float:
+    """Tokens per word measured on what the model wrote (the plan-time estimate until 50 words)."""
+    words = count_words(text)
+    return round(min(3.0, max(0.5, ctx.llm.tokens(text) / words)), 4) if words >= 50 else ratio
+
+
+def _announce_resume(state: dict, ctx: WriterContext) -> None:
+    """On the first step after a resume, replay the finished sections to the listeners."""
+    if ctx.announced:
+        return
+    ctx.announced = True
+    done = state.get("sections", [])
+    ctx.emit(Notice(message=f"resuming: {len(done)} of {len(state['outline'])} sections restored from the checkpoint"))
+    for s in done:
+        ctx.emit(TextDelta(text=f"## {s['title']}\n\n{s['text']}\n\n"))
+    ctx.emit(Progress(task="words", done=_done_words(state), total=state["target"]))
+
+
+def after_draft(state: dict) -> str:
+    """Extend while short (capped), then review (or commit when review is off)."""
+    opts, sec = options_of(state), _section(state)
+    lo, _ = _bounds(sec.budget, opts.tolerance)
+    if count_words(state["draft"]) < lo and state["calls"] < opts.max_calls and not state.get("stalled"):
+        return "draft"
+    return "review" if opts.review else "commit"
+
+
+# -- review and revise --------------------------------------------------------------------------
+def review(state: dict, runtime: Runtime[WriterContext]) -> dict:
+    """A reviewer call (schema-constrained) plus checks in code; records the verdicts."""
+    ctx, sec = runtime.context, _section(state)
+    variables = {**_base_vars(state), "text": "", "truncated": False}
+    max_tokens = 320
+    room = _room(ctx, "writer_review", max_tokens, variables)
+    text = truncate_to_tokens(state["draft"], room, ctx.llm.tokens)
+    verdict = ctx.llm.call_json("writer_review", Review, max_tokens=max_tokens, system=SYSTEM,
+                                **{**variables, "text": text, "truncated": text != state["draft"]})
+    verdicts = [*state.get("verdicts", []), {"passed": verdict.passes, "problems": verdict.problems, "by": "model"}]
+    problems = _code_problems(state["draft"], sec)
+    if problems:
+        verdicts.append({"passed": False, "problems": problems, "by": "code"})
+    return {"verdicts": verdicts, "summary": verdict.summary.strip()}
+
+
+def _code_problems(text: str, sec: SectionPlan) -> list[str]:
+    if count_words(text) == 0:
+        return ["the section is empty"]
+    if BM25([text]).top(sec.title, 1) == [] and count_words(sec.title) >= 2:
+        return [f"the section never mentions its topic ({sec.title})"]
+    return []
+
+
+def after_review(state: dict) -> str:
+    failed = any(not v["passed"] for v in _latest_round(state))
+    return "revise" if failed and state.get("revisions", 0) < options_of(state).max_revisions else "commit"
+
+
+def _latest_round(state: dict) -> list[dict]:
+    verdicts = state.get("verdicts", [])
+    if not verdicts:
+        return []
+    last_model = max(i for i, v in enumerate(verdicts) if v["by"] == "model")
+    return verdicts[last_model:]
+
+
+def revise(state: dict, runtime: Runtime[WriterContext]) -> dict:
+    """Rewrite a failed section with the reviewer's problems; the draft loop then fixes its length."""
+    ctx, opts, sec = runtime.context, options_of(state), _section(state)
+    lo, hi = _bounds(sec.budget, opts.tolerance)
+    problems = [p for v in _latest_round(state) if not v["passed"] for p in v["problems"]] or ["it does not cover its points"]
+    max_tokens = _max_tokens(state, ctx, hi)
+    empty = {**_base_vars(state), "budget": sec.budget, "problems": problems, "text": "", "sources": []}
+    room = _room(ctx, "writer_revise", max_tokens, empty)
+    extra = _context(state, ctx, room // 2, with_memory=False)
+    extra.pop("_cites")
+    current = truncate_to_tokens(state["draft"], room // 2, ctx.llm.tokens)
+    completion = ctx.llm.call("writer_revise", max_tokens=max_tokens, system=SYSTEM, **{**empty, **extra, "text": current})
+    text, dropped = dedupe(clean_section(completion.text, sec.title))
+    text, note = _fit_length(text, completion.finish_reason, lo, hi, dropped)
+    if count_words(text) < 0.3 * count_words(state["draft"]):  # a collapsed rewrite would lose work
+        text, note = state["draft"], "rewrite too short; kept the previous version"
+    attempt = {"action": "revise", "words": count_words(text), "tokens": completion.usage.completion_tokens, "note": note}
+    return {"draft": text, "calls": 1, "revisions": state.get("revisions", 0) + 1, "stalled": False,
+            "attempts": [*state.get("attempts", []), attempt]}
+
+
+# -- commit and assemble --------------------------------------------------------------------------
+def commit(state: dict, runtime: Runtime[WriterContext]) -> dict:
+    """Finish the section: citations, record, events; move to the next section."""
+    ctx, opts, sec, i = runtime.context, options_of(state), _section(state), state["index"]
+    shown = {c["n"]: c["chunk"]["text"] for c in state.get("cites", []) if c["n"] in set(state.get("shown", []))}
+    text, cited = attribute(state["draft"], shown) if shown else (state["draft"], [])
+    words = count_words(text)
+    lo, hi = _bounds(sec.budget, opts.tolerance)
+    record = {"index": i, "title": sec.title, "points": sec.points, "budget": sec.budget, "text": text, "words": words,
+              "within_tolerance": lo <= words <= hi, "length": _length_status(state, words, lo, hi),
+              "attempts": state.get("attempts", []),
+              "verdicts": state.get("verdicts", []), "revisions": state.get("revisions", 0),
+              "summary": state.get("summary") or _first_last(text), "citations": cited}
+    ctx.emit(TextDelta(text=f"## {sec.title}\n\n{text}\n\n"))
+    earlier = {n for s in state.get("sections", []) for n in s["citations"]}
+    for c in state.get("cites", []):
+        if c["n"] in cited and c["n"] not in earlier:
+            ctx.emit(CitationFound(citation=citation_for(c["n"], c["chunk"])))
+    ctx.emit(Progress(task="words", done=_done_words(state) + words, total=state["target"], detail=sec.title))
+    ctx.emit(StepDone(step=f"section {i + 1}/{len(state['outline'])}",
+                      detail=f"{words}/{sec.budget} words, {state.get('calls', 0)} calls, {state.get('revisions', 0)} revisions"))
+    return {"sections": [record], "index": i + 1, **_fresh()}
+
+
+def _length_status(state: dict, words: int, lo: int, hi: int) -> str:
+    """Why the section has the length it has: on_target, stalled, call_cap, over (never expected)."""
+    if lo <= words <= hi:
+        return "on_target"
+    if words > hi:
+        return "over"
+    return "stalled" if state.get("stalled") else "call_cap"
+
+
+def _first_last(text: str) -> str:
+    sentences = [s.strip() for s in text.replace("\n", " ").split(". ") if s.strip()]
+    picked = sentences[:1] + sentences[-1:] if len(sentences) > 1 else sentences
+    return ". ".join(picked)[:400]
+
+
+def after_commit(state: dict) -> str:
+    return "draft" if state["index"] < len(state["outline"]) else "assemble"
+
+
+def assemble(state: dict, runtime: Runtime[WriterContext]) -> dict:
+    """Optional continuity pass, then Markdown with headings and a Sources list."""
+    ctx = runtime.context
+    sections = sorted({s["index"]: s for s in state.get("sections", [])}.values(), key=lambda s: s["index"])
+    if options_of(state).continuity:
+        sections = _continuity(state, ctx, sections)
+    parts = [f"# {state['title']}"] + [f"## {s['title']}\n\n{s['text']}" for s in sections]
+    cited = sorted({n for s in sections for n in s["citations"]})
+    if cited:
+        by_n = {c["n"]: Chunk.model_validate(c["chunk"]) for c in state.get("cites", [])}
+        parts.append("## Sources\n\n" + "\n".join(f"[{n}] {by_n[n].where()}" for n in cited))
+    return {"final": sections, "text": "\n\n".join(parts) + "\n"}
+
+
+def _continuity(state: dict, ctx: WriterContext, sections: list[dict]) -> list[dict]:
+    out = [sections[0]]
+    for prev, sec in zip(sections, sections[1:]):
+        first, _, rest = sec["text"].partition("\n\n")
+        words = count_words(first)
+        variables = {"instruction": state["instruction"], "number": sec["index"] + 1, "previous_title": prev["title"],
+                     "previous_tail": tail(prev["text"], 120, ctx.llm.tokens), "section_title": sec["title"],
+                     "paragraph": first, "words": words, "unit": state["unit"]}
+        completion = ctx.llm.call("writer_continuity", max_tokens=_max_tokens(state, ctx, int(words * 1.3)),
+                                  system=SYSTEM, **variables)
+        new = complete_sentences(clean_section(completion.text, sec["title"]).split("\n\n")[0])
+        if words and 0.6 * words <= count_words(new) <= 1.5 * words:
+            text = f"{new}\n\n{rest}" if rest else new
+            attempt = {"action": "continuity", "words": count_words(text), "tokens": completion.usage.completion_tokens, "note": ""}
+            lo, hi = _bounds(sec["budget"], options_of(state).tolerance)
+            sec = {**sec, "text": text, "words": count_words(text), "within_tolerance": lo <= count_words(text) <= hi,
+                   "attempts": [*sec["attempts"], attempt]}
+        out.append(sec)
+    return out

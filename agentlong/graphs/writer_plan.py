@@ -1,0 +1,272 @@
+"""The writer's plan: outline models, options, budget rescaling, outline files and the model's plan.
+
+A small model's own word budgets sum to several times the target (FINDINGS.md), so budgets are
+only weights: ``rescale`` turns them into integers that sum to the target exactly.
+
+>>> rescale([900, 300, 300], 600)
+[300, 150, 150]
+>>> section_count(10_000, 450)
+22
+>>> o = parse_outline_text("# Trip\\n## Day one (200 words)\\n- the beach\\n## Day two\\n")
+>>> [(s.title, s.budget) for s in normalize_outline(o, 400).sections]
+[('Day one', 200), ('Day two', 200)]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from statistics import median
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from ..errors import InputError
+from ..wordcount import has_cjk
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..llm import LLM
+
+__all__ = [
+    "SectionPlan", "Outline", "WriterOptions", "MIN_WORDS", "MAX_WORDS", "check_target", "section_count",
+    "rescale", "normalize_outline", "parse_outline_text", "plan_outline", "unit_for",
+]
+
+MIN_WORDS, MAX_WORDS = 50, 100_000
+MIN_SECTION_WORDS = 20  # below this a section is a sentence, not a section
+PLAN_BATCH = 10  # sections planned per model call (keeps each JSON reply small)
+_TITLE_CHARS, _POINT_CHARS = 100, 160
+
+
+class WriterOptions(BaseModel):
+    """Knobs of the plan-write-review writer (all have working defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+    section_words: int = Field(450, ge=50, le=5000, description="aimed words per section when the plan is derived from the target (a 0.5B model holds ~300-700)")
+    sections: int | None = Field(None, ge=1, le=1000, description="number of sections; None = target / section_words")
+    tolerance: float = Field(0.15, gt=0, lt=1, description="a section within ±tolerance of its budget is on target")
+    max_calls: int = Field(4, ge=1, le=20, description="model calls per section to draft and extend it (the first draft counts)")
+    review: bool = Field(True, description="run a reviewer call on every section")
+    max_revisions: int = Field(1, ge=0, le=5, description="rewrites of a section the reviewer failed")
+    continuity: bool = Field(False, description="final pass that smooths the first paragraph of each section into the one before")
+    earlier_passages: int = Field(2, ge=0, le=10, description="passages of earlier sections retrieved (BM25) for each section")
+    source_passages: int = Field(4, ge=0, le=20, description="source passages retrieved for each section when sources are given")
+    summary_tokens: int = Field(300, ge=0, description="cap on the running summary of earlier sections in a prompt")
+    tail_tokens: int = Field(150, ge=0, description="cap on the tail of the previous section/draft in a prompt")
+    passage_tokens: int = Field(250, ge=0, description="cap on retrieved passages of earlier sections in a prompt")
+    source_tokens: int = Field(700, ge=0, description="cap on source passages in a prompt")
+    max_call_tokens: int = Field(1536, ge=64, description="cap on the output tokens of one drafting call")
+    tokens_per_word: float | None = Field(None, gt=0, description="override the measured tokens-per-word ratio")
+
+
+class SectionPlan(BaseModel):
+    """One section of the outline: a title, the points it covers, and its word budget."""
+
+    title: str
+    points: list[str] = Field(default_factory=list)
+    budget: int = Field(0, ge=0, description="words (CJK characters count one each)")
+
+
+class Outline(BaseModel):
+    """The whole plan: a document title and its sections."""
+
+    title: str = ""
+    sections: list[SectionPlan]
+
+    @property
+    def total(self) -> int:
+        return sum(s.budget for s in self.sections)
+
+    def markdown(self) -> str:
+        """The editable outline format that ``parse_outline_text`` reads back."""
+        lines = [f"# {self.title}", ""] if self.title else []
+        for s in self.sections:
+            lines.append(f"## {s.title} ({s.budget} words)" if s.budget else f"## {s.title}")
+            lines.extend(f"- {p}" for p in s.points)
+            lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def unit_for(instruction: str) -> str:
+    """The length unit to ask for: Chinese characters for a Chinese instruction, else words."""
+    return "Chinese characters" if has_cjk(instruction) else "words"
+
+
+def check_target(words: Any) -> int:
+    """A valid target length, or an InputError that says the allowed range."""
+    if isinstance(words, bool) or not isinstance(words, int):
+        raise InputError(f"target length {words!r} is not a whole number", hint=f"give --words between {MIN_WORDS} and {MAX_WORDS:,}")
+    if not MIN_WORDS <= words <= MAX_WORDS:
+        raise InputError(f"target length {words:,} words is out of range",
+                         hint=f"give --words between {MIN_WORDS} and {MAX_WORDS:,}")
+    return words
+
+
+def section_count(target: int, section_words: int, override: int | None = None) -> int:
+    """How many sections a target needs (at least 1, and never under MIN_SECTION_WORDS each)."""
+    n = override if override else round(target / section_words)
+    return max(1, min(n, target // MIN_SECTION_WORDS))
+
+
+def rescale(weights: list[float], target: int, *, spread: float | None = 2.0) -> list[int]:
+    """Integers proportional to ``weights`` summing exactly to ``target`` (largest remainder).
+
+    With ``spread``, weights are first clamped to [median/spread, median*spread] so one absurd
+    budget cannot starve the others; missing or non-positive weights count as the median.
+    """
+    if not weights:
+        return []
+    positive = [float(w) for w in weights if w and w > 0]
+    mid = median(positive) if positive else 1.0
+    clean = [float(w) if w and w > 0 else mid for w in weights]
+    if spread:
+        clean = [min(max(w, mid / spread), mid * spread) for w in clean]
+    total = sum(clean)
+    raw = [w * target / total for w in clean]
+    out = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - out[i], reverse=True)[: target - sum(out)]:
+        out[i] += 1
+    return out
+
+
+# -- user outlines -----------------------------------------------------------------------------
+def normalize_outline(raw: Any, target: int) -> Outline:
+    """A user-supplied outline (Outline, dict, list of titles/dicts) with budgets summing to ``target``."""
+    outline = raw if isinstance(raw, Outline) else _coerce(raw)
+    if not outline.sections:
+        raise InputError("the outline has no sections", hint="give at least one section title")
+    if any(not s.title.strip() for s in outline.sections):
+        raise InputError("the outline has a section without a title", hint="give every section a title")
+    if len(outline.sections) > target // MIN_SECTION_WORDS:
+        raise InputError(f"the outline has {len(outline.sections)} sections for {target:,} words",
+                         hint=f"use fewer sections or more words (at least {MIN_SECTION_WORDS} words per section)")
+    given = [s.budget for s in outline.sections]
+    budgets = given if sum(given) == target and all(given) else rescale(given, target, spread=None)
+    sections = [s.model_copy(update={"budget": b, "title": s.title.strip()}) for s, b in zip(outline.sections, budgets)]
+    return Outline(title=outline.title.strip(), sections=sections)
+
+
+def _coerce(raw: Any) -> Outline:
+    try:
+        if isinstance(raw, dict):
+            return Outline(title=str(raw.get("title", "")), sections=[_item(x) for x in raw.get("sections", [])])
+        if isinstance(raw, (list, tuple)):
+            return Outline(sections=[_item(x) for x in raw])
+    except (ValidationError, TypeError, ValueError) as exc:
+        raise InputError(f"the outline is malformed: {' '.join(str(exc).split())[:160]}",
+                         hint="give a list of titles or of {title, points, budget} objects") from exc
+    raise InputError(f"an outline must be a list or a dict, not {type(raw).__name__}",
+                     hint="give a list of titles or of {title, points, budget} objects")
+
+
+def _item(x: Any) -> SectionPlan:
+    if isinstance(x, str):
+        title, budget = _split_budget(x)
+        return SectionPlan(title=title, budget=budget)
+    if isinstance(x, SectionPlan):
+        return x
+    if not isinstance(x, dict):
+        raise TypeError(f"a section must be a title or an object, not {type(x).__name__}")
+    points = x.get("points", x.get("summary", []))
+    points = [points] if isinstance(points, str) else list(points or [])
+    budget = x.get("budget", x.get("words", 0)) or 0
+    return SectionPlan(title=str(x.get("title", x.get("heading", ""))), points=[str(p) for p in points], budget=int(budget))
+
+
+_BUDGET = re.compile(r"\s*[\(\[]\s*(\d[\d,]*)\s*(?:words?|w|字|characters?)?\s*[\)\]]\s*$", re.IGNORECASE)
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*)$")
+
+
+def _split_budget(title: str) -> tuple[str, int]:
+    m = _BUDGET.search(title)
+    if not m:
+        return title.strip(), 0
+    return title[: m.start()].strip(), int(m.group(1).replace(",", ""))
+
+
+def parse_outline_text(text: str, source: str = "outline") -> Outline:
+    """Read an outline file: JSON (list or {title, sections}) or Markdown (headings + bullets)."""
+    body = text.strip()
+    if not body:
+        raise InputError(f"{source} is empty", hint="write one section title per '## ' heading")
+    if body[0] in "[{":
+        try:
+            return _coerce(json.loads(body))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{source} is not valid JSON (line {exc.lineno}: {exc.msg})",
+                             hint="fix the JSON or use the Markdown outline format") from exc
+    return _parse_markdown(body.splitlines())
+
+
+def _parse_markdown(lines: list[str]) -> Outline:
+    heads = [(len(m.group(1)), i) for i, line in enumerate(lines) if (m := _HEADING.match(line))]
+    title, level = "", min((lv for lv, _ in heads), default=0)
+    if heads and heads[0][0] == level and sum(1 for lv, _ in heads if lv == level) == 1 and len(heads) > 1:
+        title = _HEADING.match(lines[heads[0][1]]).group(2)  # a single top heading is the document title
+        level = min(lv for lv, _ in heads[1:])
+    sections: list[SectionPlan] = []
+    for line in lines:
+        m = _HEADING.match(line)
+        if m and len(m.group(1)) == level:
+            name, budget = _split_budget(m.group(2))
+            sections.append(SectionPlan(title=name, budget=budget))
+        elif m or not line.strip():
+            continue
+        elif not heads:  # no headings: one section per line
+            name, budget = _split_budget((_BULLET.match(line) or re.match(r"(.*)", line)).group(1))
+            sections.append(SectionPlan(title=name, budget=budget))
+        elif sections:
+            bullet = _BULLET.match(line)
+            sections[-1].points.append((bullet.group(1) if bullet else line).strip())
+    return Outline(title=title, sections=sections)
+
+
+# -- the model's plan ------------------------------------------------------------------------
+class _PlanItem(BaseModel):
+    title: str = Field(max_length=_TITLE_CHARS)
+    points: list[str] = Field(json_schema_extra={"minItems": 1, "maxItems": 3})
+    words: int = Field(ge=0)
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _clip_title(cls, v: Any) -> Any:
+        return v[:_TITLE_CHARS] if isinstance(v, str) else v
+
+    @field_validator("points", mode="before")
+    @classmethod
+    def _clip_points(cls, v: Any) -> Any:
+        return [p[:_POINT_CHARS] if isinstance(p, str) else p for p in v][:3] if isinstance(v, list) else v
+
+
+def _plan_model(k: int) -> type[BaseModel]:
+    return create_model(
+        "WriterPlan",
+        title=(str, Field(max_length=_TITLE_CHARS)),
+        sections=(list[_PlanItem], Field(json_schema_extra={"minItems": k, "maxItems": k})),
+    )
+
+
+def plan_outline(llm: "LLM", instruction: str, target: int, options: WriterOptions) -> Outline:
+    """Ask the model for an outline in batches of PLAN_BATCH sections, then rescale budgets in code."""
+    n = section_count(target, options.section_words, options.sections)
+    items: list[_PlanItem] = []
+    title = ""
+    while len(items) < n:
+        k = min(PLAN_BATCH, n - len(items))
+        plan = llm.call_json(
+            "writer_plan", _plan_model(k), max_tokens=60 + k * 110, instruction=instruction, target=target,
+            unit=unit_for(instruction), n=n, start=len(items) + 1, count=k, words_each=round(target / n),
+            previous=[it.title for it in items][-30:],
+        )
+        got = [it for it in plan.sections if it.title.strip()][:k]  # type: ignore[attr-defined]
+        if not got:
+            break  # the model returned no usable section: the outline is padded below
+        items.extend(got)
+        title = title or plan.title.strip()  # type: ignore[attr-defined]
+    budgets = rescale([it.words for it in items], target)
+    sections = [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
+                for it, b in zip(items, budgets)]
+    if not sections:
+        sections = [SectionPlan(title=title or "Text", points=[], budget=target)]
+    return Outline(title=title or instruction.strip().splitlines()[0][:_TITLE_CHARS], sections=sections)

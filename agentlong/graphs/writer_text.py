@@ -1,0 +1,157 @@
+"""Pure text helpers of the writer: trim at boundaries, drop repeats, clean model output, BM25.
+
+>>> trim_to("One two three. Four five six. Seven eight.", max_words=6)
+'One two three. Four five six.'
+>>> dedupe("The sky is very blue. The sky is very blue. Grass is green.")
+('The sky is very blue. Grass is green.', 1)
+>>> BM25(["cats purr softly", "dogs bark loudly", "cats and dogs"]).top("purring cats", 1)
+[0]
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+
+from ..wordcount import count_words
+
+__all__ = ["trim_to", "dedupe", "clean_section", "tail", "passages", "join_draft", "complete_sentences", "BM25"]
+
+_UNIT = re.compile(r"[\u4e00-\u9fff]|\b[a-zA-Z]+\b")
+_SEGMENT = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"”’')\]]*|(?=\n)|$)")
+_SENT_END = re.compile(r"[.!?。！？][\"”’')\]]*(?=\s|$)")
+_PREAMBLE = re.compile(r"^\s*(sure|certainly|of course|okay|here is|here's|below is)\b[^\n]*[:!.]\s*\n", re.IGNORECASE)
+_HEAD = re.compile(r"^(#{1,6})\s+(.*)$", re.MULTILINE)
+_LABEL = re.compile(r"^\s*(\*\*)?(section|part|chapter)\s+\d+[^\n]{0,80}\n", re.IGNORECASE)
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def complete_sentences(text: str) -> str:
+    """``text`` cut after its last sentence end (unchanged when it has none)."""
+    ends = list(_SENT_END.finditer(text))
+    return text[: ends[-1].end()] if ends else text
+
+
+def trim_to(text: str, max_words: int, min_words: int = 0) -> str:
+    """Longest prefix within ``max_words``, cut at a paragraph end, else a sentence end, else a word."""
+    if count_words(text) <= max_words:
+        return text
+    cuts = [m.start() for m in re.finditer(r"\n\s*\n", text)]
+    para = max((c for c in cuts if count_words(text[:c]) <= max_words), default=0)
+    if para and count_words(text[:para]) >= min_words:
+        return text[:para].rstrip()
+    sent = max((m.end() for m in _SENT_END.finditer(text) if count_words(text[: m.end()]) <= max_words), default=0)
+    if sent:
+        return text[:sent].rstrip()
+    units = list(_UNIT.finditer(text))
+    return text[: units[max_words - 1].end()].rstrip() + "." if max_words > 0 and units else ""
+
+
+def dedupe(text: str, min_words: int = 4) -> tuple[str, int]:
+    """Drop sentences/lines (of ``min_words`` or more) that already appeared earlier; returns (text, dropped)."""
+    seen: set[str] = set()
+    keep: list[str] = []
+    last, dropped = 0, 0
+    for m in _SEGMENT.finditer(text):
+        key = _norm(m.group())
+        if count_words(m.group()) >= min_words and key in seen:
+            keep.append(text[last : m.start()])
+            last, dropped = m.end(), dropped + 1
+            if text[last : last + 1] == "\n" and (m.start() == 0 or text[m.start() - 1] == "\n"):
+                last += 1  # a whole line went: drop its line break too
+            continue
+        seen.add(key)
+    keep.append(text[last:])
+    out = "".join(keep)
+    out = re.sub(r"[ \t]+\n", "\n", out)
+    out = re.sub(r"\n{3,}", "\n\n", out)
+    return re.sub(r"(?<=\S) {2,}(?=\S)", " ", out).strip(), dropped
+
+
+def clean_section(text: str, title: str) -> str:
+    """Strip a chatty preamble and a leading heading/label; demote # and ## headings inside to ###."""
+    out = _PREAMBLE.sub("", text.strip(), count=1).lstrip()
+    for _ in range(2):
+        m = _HEAD.match(out)
+        if m and (_norm(m.group(2)) == _norm(title) or _norm(title) in _norm(m.group(2)) or len(m.group(1)) <= 2):
+            out = out[m.end():].lstrip()
+        out = _LABEL.sub("", out, count=1).lstrip() if _LABEL.match(out) else out
+    out = _HEAD.sub(lambda m: ("### " if len(m.group(1)) <= 2 else m.group(1) + " ") + m.group(2), out)
+    return out.strip()
+
+
+def join_draft(draft: str, more: str) -> str:
+    """Append a continuation: the draft is cut to complete sentences first; a new paragraph follows."""
+    base = complete_sentences(draft.rstrip()) if draft.strip() else ""
+    more = more.strip()
+    if not base:
+        return more
+    return f"{base}\n\n{more}" if more else base
+
+
+def tail(text: str, budget: int, count: Callable[[str], int]) -> str:
+    """Longest suffix of ``text`` (from a word boundary) within ``budget`` tokens."""
+    if budget <= 0 or not text:
+        return ""
+    if count(text) <= budget:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:  # smallest start whose suffix fits
+        mid = (lo + hi) // 2
+        if count(text[mid:]) <= budget:
+            hi = mid
+        else:
+            lo = mid + 1
+    space = text.find(" ", lo)
+    return text[space + 1 :] if 0 <= space < lo + 40 else text[lo:]
+
+
+def passages(text: str, min_words: int = 40) -> list[str]:
+    """Paragraphs of ``text``, short ones merged with the next until ``min_words``."""
+    out: list[str] = []
+    buf = ""
+    for para in re.split(r"\n\s*\n", text):
+        buf = f"{buf}\n\n{para.strip()}" if buf else para.strip()
+        if count_words(buf) >= min_words:
+            out.append(buf)
+            buf = ""
+    if buf:
+        out.append(buf)
+    return [p for p in out if p]
+
+
+def _terms(text: str) -> list[str]:
+    return [t[:-1] if len(t) > 4 and t.endswith("s") else t
+            for t in re.findall(r"[\u4e00-\u9fff]|[a-z0-9]+", text.lower())]
+
+
+class BM25:
+    """Okapi BM25 over a handful of passages (earlier sections, source chunks): no index needed."""
+
+    def __init__(self, docs: list[str], k1: float = 1.5, b: float = 0.75) -> None:
+        self.docs = [Counter(_terms(d)) for d in docs]
+        self.lengths = [sum(c.values()) for c in self.docs]
+        self.avg = (sum(self.lengths) / len(self.docs)) if self.docs else 0.0
+        df: Counter[str] = Counter(t for c in self.docs for t in c)
+        n = len(self.docs)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+        self.k1, self.b = k1, b
+
+    def scores(self, query: str) -> list[float]:
+        terms = set(_terms(query))
+        out = []
+        for c, length in zip(self.docs, self.lengths):
+            norm = self.k1 * (1 - self.b + self.b * length / (self.avg or 1))
+            out.append(sum(self.idf.get(t, 0.0) * c[t] * (self.k1 + 1) / (c[t] + norm) for t in terms if t in c))
+        return out
+
+    def top(self, query: str, k: int) -> list[int]:
+        """Indices of the ``k`` best passages with a positive score, best first."""
+        scores = self.scores(query)
+        ranked = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
+        return [i for i in ranked[:k] if scores[i] > 0]

@@ -1,0 +1,172 @@
+"""LongBench-Write length score S_l: the plan-write-review writer vs one direct call of the same model.
+
+Prompts come from LongBench-Write (``longbench_write_en.jsonl``) and LongWrite-Ruler
+(``longwrite_ruler.jsonl``) in ``shared/evals/data/longbench_write/`` (read by path, never copied).
+A stratified subset is taken: prompts are bucketed by required length and picked round-robin from
+the shortest bucket up, alternating the two files, so a few prompts already span the lengths.
+
+For each prompt, in the same process and on the same loaded model:
+- writer: ``agentlong.graphs.writer.write`` (no checkpoint), Markdown output;
+- direct: the prompt as the only user message, ``max_tokens`` = min(room left in the window,
+  4 x required length x the model's tokens-per-word). Beyond 4x the required length S_l is 0
+  anyway, so the cap bounds a runaway without changing the direct call's score.
+
+Both outputs are counted with LongBench-Write's counter and scored with its S_l formula; wall
+time, generated tokens and words/s are printed side by side.
+
+    python benchmarks/longwrite.py --max-prompts 4 --max-words 2000        # ~what fits in 20 min here
+    python benchmarks/longwrite.py --max-prompts 12 --min-words 1000 --max-words 20000   # the full goal (hours)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared/evals/data"
+FILES = {"en": "longbench_write/longbench_write_en.jsonl", "ruler": "longbench_write/longwrite_ruler.jsonl"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, default=DATA, help="the shared evals data folder")
+    p.add_argument("--sets", nargs="+", choices=sorted(FILES), default=["en", "ruler"], help="prompt files to draw from")
+    p.add_argument("--lang", choices=["en", "zh", "all"], default="all", help="keep English-only, Chinese-only or all prompts")
+    p.add_argument("--min-words", type=int, default=1000, help="smallest required length to include")
+    p.add_argument("--max-words", type=int, default=2000, help="largest required length to include")
+    p.add_argument("--max-prompts", type=int, default=2, help="how many prompts to run")
+    p.add_argument("--model", default="llama:qwen2.5-coder-0.5b", help="model string")
+    p.add_argument("--n-ctx", type=int, default=32768, help="llama.cpp context (both sides share the model)")
+    p.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads (1 is faster on a busy machine)")
+    p.add_argument("--section-words", type=int, default=450, help="writer: aimed words per section")
+    p.add_argument("--no-review", action="store_true", help="writer: skip the reviewer calls")
+    p.add_argument("--skip-direct", action="store_true", help="run the writer only")
+    p.add_argument("--json-out", type=Path, help="save per-prompt results as JSON here")
+    return p.parse_args(argv)
+
+
+def load_prompts(args: argparse.Namespace) -> list[dict]:
+    """Stratified subset: round-robin over (length bucket, file), shortest buckets first."""
+    from agentlong.wordcount import has_cjk
+
+    buckets: dict[int, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for key in args.sets:
+        path = args.data / FILES[key]
+        if not path.is_file():
+            sys.exit(f"missing {path} — pass --data to the shared evals data folder")
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            rec = json.loads(line)
+            zh = has_cjk(rec["prompt"])
+            if args.min_words <= rec["length"] <= args.max_words and (args.lang == "all" or (args.lang == "zh") == zh):
+                buckets[rec["length"]][key].append({**rec, "set": key, "line": i + 1})
+    lengths = sorted(buckets)
+    picked: list[dict] = []
+    turn = 0
+    while len(picked) < args.max_prompts and any(q for b in buckets.values() for q in b.values()):
+        left = [n for n in lengths if any(buckets[n].values())]
+        k = min(args.max_prompts - len(picked), len(left))
+        chosen = [left[round(i * (len(left) - 1) / (k - 1))] if k > 1 else left[0] for i in range(k)]
+        for n in dict.fromkeys(chosen):  # evenly spaced over the distinct lengths, alternating files
+            queues = [q for q in buckets[n].values() if q]
+            picked.append(queues[turn % len(queues)].pop(0))
+            turn += 1
+    return sorted(picked, key=lambda r: r["length"])
+
+
+def run_writer(app, rec: dict, args: argparse.Namespace) -> dict:
+    from agentlong.graphs.writer import WriterOptions, write
+
+    started = time.perf_counter()
+    res = write(app, rec["prompt"], words=rec["length"], checkpoint=False,
+                options=WriterOptions(section_words=args.section_words, review=not args.no_review))
+    wall = time.perf_counter() - started
+    on_target = sum(s.within_tolerance for s in res.sections)
+    return _scored(rec, res.text, wall, res.usage, extra={"sections": len(res.sections), "on_target": on_target})
+
+
+def run_direct(app, rec: dict) -> dict:
+    from agentlong.types import Message
+    from agentlong.wordcount import has_cjk
+
+    llm = app.llm()
+    messages = [Message(role="user", content=rec["prompt"])]
+    ratio = 1.0 if has_cjk(rec["prompt"]) else 1.4  # generous tokens per word: the cap must not bind below 4x
+    room = llm.window - llm.tokens(rec["prompt"]) - 64
+    max_tokens = max(64, min(room, math.ceil(4 * rec["length"] * ratio)))
+    started = time.perf_counter()
+    completion = llm.send(messages, step="direct", max_tokens=max_tokens)
+    wall = time.perf_counter() - started
+    return _scored(rec, completion.text, wall, llm.usage, extra={"max_tokens": max_tokens,
+                                                                 "finish": completion.finish_reason})
+
+
+def _scored(rec: dict, text: str, wall: float, usage, extra: dict) -> dict:
+    from agentlong.wordcount import count_words, length_score
+
+    words = count_words(text)
+    return {"words": words, "score": round(length_score(rec["length"], words), 1), "wall_s": round(wall, 1),
+            "calls": usage.calls, "prompt_tokens": usage.prompt_tokens, "gen_tokens": usage.completion_tokens,
+            "words_per_s": round(words / wall, 2) if wall else 0.0, **extra}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from agentlong import Agentlong
+    from agentlong.settings import LlamaSettings, Settings
+
+    prompts = load_prompts(args)
+    if not prompts:
+        sys.exit("no prompt matches --min-words/--max-words/--lang")
+    llama = LlamaSettings(n_ctx=args.n_ctx, n_threads=args.n_threads)
+    app = Agentlong(settings=Settings(model=args.model, llama=llama))
+    print(f"model {args.model}, n_ctx {app.backend.context_window()}, {len(prompts)} prompts "
+          f"({', '.join(str(p['length']) for p in prompts)} words)", flush=True)
+    head = f"{'set':5} {'line':>4} {'target':>6} | {'writer words':>12} {'S_l':>5} {'wall s':>7} {'tok':>6} {'w/s':>5}"
+    head += "" if args.skip_direct else f" | {'direct words':>12} {'S_l':>5} {'wall s':>7} {'tok':>6} {'w/s':>5}"
+    print(head, flush=True)
+    rows = []
+    for rec in prompts:
+        w = run_writer(app, rec, args)
+        d = None if args.skip_direct else run_direct(app, rec)
+        rows.append({"set": rec["set"], "line": rec["line"], "length": rec["length"], "type": rec["type"], "writer": w, "direct": d})
+        line = f"{rec['set']:5} {rec['line']:>4} {rec['length']:>6} | {_cells(w)}"
+        print(line + ("" if d is None else f" | {_cells(d)}"), flush=True)
+    _summary(rows)
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+    return 0
+
+
+def _cells(r: dict) -> str:
+    return f"{r['words']:>12,} {r['score']:>5.1f} {r['wall_s']:>7.1f} {r['gen_tokens']:>6,} {r['words_per_s']:>5.2f}"
+
+
+def _summary(rows: list[dict]) -> None:
+    def mean(side: str, key: str) -> float:
+        vals = [r[side][key] for r in rows if r[side]]
+        return sum(vals) / len(vals) if vals else float("nan")
+
+    def total(side: str, key: str) -> float:
+        return sum(r[side][key] for r in rows if r[side])
+
+    print(f"\nmean S_l   writer {mean('writer', 'score'):.1f}", end="")
+    if rows[0]["direct"]:
+        print(f"   direct {mean('direct', 'score'):.1f}   (difference {mean('writer', 'score') - mean('direct', 'score'):+.1f})")
+        ratio = total("writer", "wall_s") / max(total("direct", "wall_s"), 1e-9)
+        print(f"wall time  writer {total('writer', 'wall_s'):.0f}s   direct {total('direct', 'wall_s'):.0f}s   (ratio {ratio:.2f}x)")
+        print(f"gen tokens writer {total('writer', 'gen_tokens'):,.0f}   direct {total('direct', 'gen_tokens'):,.0f}")
+        print(f"words/s    writer {total('writer', 'words') / max(total('writer', 'wall_s'), 1e-9):.2f}   "
+              f"direct {total('direct', 'words') / max(total('direct', 'wall_s'), 1e-9):.2f}")
+    else:
+        print(f"\nwall time  writer {total('writer', 'wall_s'):.0f}s")
+    sections = sum(r["writer"]["sections"] for r in rows)
+    print(f"writer sections within ±15% of budget: {sum(r['writer']['on_target'] for r in rows)}/{sections}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

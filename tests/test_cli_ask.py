@@ -1,0 +1,128 @@
+"""`agentlong ask` / `agentlong summarize`: output format, --json, and one-line errors (no tracebacks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentlong import Agentlong
+from agentlong.backends.fake import FakeBackend
+from agentlong.cli import main as cli_main, render
+from agentlong.types import Answer
+
+FACT = "The observatory's spare lens is stored in crate forty-two."
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agentlong.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "AGENTLONG_SHOW_PROGRESS": "0"})
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("agentlong: error: ") and "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0]
+    assert proc.stdout == ""
+    return lines[0]
+
+
+@pytest.fixture
+def notes(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text("Inventory of the hill observatory.\n" + FACT + "\nThe dome was repainted in May.\n")
+    return path
+
+
+@pytest.fixture
+def keyed_fake(monkeypatch) -> FakeBackend:
+    """Route the CLI's Agentlong to a scripted fake backend (in-process runs of main())."""
+    fake = FakeBackend(mode="keyed", responses={
+        "Question": {"quotes": ["spare lens is stored in crate forty-two"], "found": True,
+                     "answer": "It is in crate forty-two [1]."},
+        "summarize the documents": "An inventory: the spare lens is in crate forty-two."})
+    monkeypatch.setattr(render, "make_agentlong", lambda args: Agentlong(model="fake", backend=fake))
+    return fake
+
+
+# -- in-process: output ------------------------------------------------------------------------------------
+def test_ask_prints_answer_then_sources_and_usage(notes, keyed_fake, capsys):
+    assert cli_main.main(["-q", "ask", str(notes), "Where is the spare lens?"]) == 0
+    out, err = capsys.readouterr()
+    answer, sources = out.split("\n\nSources:\n")
+    assert answer == "It is in crate forty-two [1]."
+    assert sources.splitlines()[0] == f"[1] {notes}:2"
+    assert "“spare lens is stored in crate forty-two”" in sources
+    assert "strategy full" in err and "1 calls" in err
+
+
+def test_ask_json_is_the_whole_answer(notes, keyed_fake, capsys):
+    assert cli_main.main(["ask", str(notes), "Where is the spare lens?", "--json", "-q"]) == 0
+    answer = Answer.model_validate(json.loads(capsys.readouterr().out))
+    assert answer.strategy == "full" and answer.strategy_reason
+    assert answer.citations[0].evidence.quote == "spare lens is stored in crate forty-two"
+    assert answer.record is not None and answer.usage.calls == 1
+
+
+def test_summarize_prints_summary(notes, keyed_fake, capsys):
+    assert cli_main.main(["-q", "summarize", str(notes), "--words", "30"]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == "An inventory: the spare lens is in crate forty-two."
+    assert "strategy full" in err
+    assert keyed_fake.calls[0].max_tokens == 80  # derived from --words 30
+
+
+def test_store_errors_reach_the_user_as_one_line(notes, keyed_fake, capsys, monkeypatch):
+    from agentlong.errors import StoreError
+    from agentlong.graphs import router
+
+    def mismatch(app, resolved, emit):
+        raise StoreError("corpus books was indexed with E1, current embedder is E2",
+                         hint="re-index with agentlong index PATH --name books --reindex")
+
+    monkeypatch.setattr(router, "open_for_rtr", mismatch)
+    assert cli_main.main(["-q", "ask", str(notes), "Where?", "--strategy", "rtr"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "--reindex" in err and "Traceback" not in err
+
+
+# -- subprocess: errors ------------------------------------------------------------------------------------
+def test_unknown_source_is_one_line():
+    proc = run_cli("--model", "fake", "ask", "no-such-corpus", "What?")
+    assert_one_line_error(proc, "no file, folder or corpus named 'no-such-corpus'", "agentlong index")
+
+
+def test_empty_and_binary_files_are_one_line(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert_one_line_error(run_cli("--model", "fake", "ask", str(empty), "What?"), "empty")
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(bytes(range(256)) * 64)
+    assert_one_line_error(run_cli("--model", "fake", "summarize", str(binary)), "binary")
+
+
+def test_bad_options_are_one_line(notes):
+    assert_one_line_error(run_cli("--model", "fake", "summarize", str(notes), "--words", "0"), "between 10 and 20000")
+    assert_one_line_error(run_cli("--model", "fake", "ask", str(notes), "   "), "empty question")
+    proc = run_cli("--model", "fake", "summarize", str(notes), "--strategy", "rtr")
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_embedder_mismatch_from_the_store_is_one_line(notes, tmp_path):
+    """A corpus registered with another embedder: the store's StoreError reaches the CLI as one line."""
+    from agentlong.store.corpus import index_paths, registry
+
+    app = Agentlong(model="fake")
+    index_paths(app, [str(notes)], name="observatory", emit=lambda e: None)
+    reg = registry(app)
+    info = reg.corpus("observatory")
+    reg.save_corpus(info.model_copy(update={"embedder": "some-other-embedder"}))  # as if indexed with another one
+    proc = run_cli("--model", "fake", "ask", "observatory", "Where is the lens?")
+    assert_one_line_error(proc, "some-other-embedder", "--reindex")

@@ -1,0 +1,447 @@
+"""Writer control flow on the fake backend: budgets, rescale, extend/trim caps, review/revise caps,
+resume after a crash, events, sources and citations, bad input, CLI. Real-model runs are in
+test_writer_real.py."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from agentlong import Agentlong
+from agentlong.backends.fake import FakeBackend
+from agentlong.errors import ContextWindowExceeded, InputError, ParseError
+from agentlong.events import CitationFound, Notice, Progress, StepDone, TextDelta
+from agentlong.graphs.writer import WriterOptions, check_writable, plan_only, write
+from agentlong.graphs.writer_plan import (MAX_WORDS, MIN_WORDS, Outline, normalize_outline, parse_outline_text,
+                                          rescale, section_count)
+from agentlong.graphs.writer_text import clean_section, dedupe, tail, trim_to
+from agentlong.wordcount import count_words, length_score, within
+
+SENTENCE = "Note {k} explains one more useful detail about healthy plants today."  # 10 counted words
+
+
+class Model:
+    """A scripted writer model: plans, reviews and writes unique sentences; records what it was asked."""
+
+    def __init__(self, words_per_call: int = 60, plan_budgets: list[int] | None = None, passes: bool = True,
+                 fail_on: str | None = None) -> None:
+        self.words_per_call = words_per_call
+        self.plan_budgets = plan_budgets or [500, 500, 500]
+        self.passes = passes
+        self.fail_on = fail_on
+        self.counter = itertools.count()
+        self.prompts: list[str] = []
+
+    def __call__(self, messages):
+        prompt = messages[-1].content
+        self.prompts.append(prompt)
+        if self.fail_on and self.fail_on in prompt:
+            raise RuntimeError("simulated crash")
+        if "Plan it as" in prompt:
+            return {"title": "Plants", "sections": [
+                {"title": f"Topic {chr(65 + i)} plants", "points": [f"point {i}"], "words": b}
+                for i, b in enumerate(self.plan_budgets)]}
+        if "Review the section" in prompt:
+            return {"summary": "It covers plants.", "problems": [] if self.passes else ["misses a point"],
+                    "passes": self.passes}
+        if "Rewrite the first paragraph" in prompt:
+            return "Following on from that, " + " ".join(SENTENCE.format(k=next(self.counter))
+                                                          for _ in range(max(1, self.words_per_call // 10)))
+        return " ".join(SENTENCE.format(k=next(self.counter)) for _ in range(max(1, self.words_per_call // 10)))
+
+    def count(self, marker: str) -> int:
+        return sum(marker in p for p in self.prompts)
+
+
+def app_for(model: Model, window: int = 8192) -> tuple[Agentlong, FakeBackend]:
+    fake = FakeBackend(mode="keyed", responses={}, default=model, context_window=window)
+    return Agentlong(model="fake", backend=fake), fake
+
+
+OUTLINE3 = ["Topic A plants", "Topic B plants", "Topic C plants"]
+
+
+# -- word counting and length score ------------------------------------------------------------
+def test_count_words_matches_longbench_write():
+    assert count_words("Hello, world! 你好") == 4
+    assert count_words("It's 2024: don't panic.") == 5  # It, s, don, t, panic -> digits excluded
+    assert count_words("") == 0
+
+
+def test_length_score_formula():
+    assert length_score(10000, 5000) == 50.0
+    assert length_score(10000, 20000) == pytest.approx(66.667, abs=0.01)
+    assert length_score(1000, 1000) == 100.0
+    assert length_score(1000, 4000) == 0.0
+    assert length_score(1000, 0) == 0.0
+    assert within(115, 100) and within(85, 100) and not within(116, 100) and not within(84, 100)
+
+
+# -- budgets ----------------------------------------------------------------------------------------
+@given(st.lists(st.integers(min_value=-5, max_value=100_000), min_size=1, max_size=60),
+       st.integers(min_value=MIN_WORDS, max_value=MAX_WORDS))
+@hsettings(max_examples=200, deadline=None)
+def test_rescale_sums_to_target(weights, target):
+    out = rescale(weights, target)
+    assert sum(out) == target and len(out) == len(weights) and min(out) >= 0
+    assert max(out) <= 4 * (min(out) + 1)  # spread 2 around the median -> at most 4x apart (+ rounding)
+
+
+def test_rescale_fixes_a_plan_that_sums_to_five_times_the_target():
+    assert rescale([2000, 1500, 1500], 1000) == [400, 300, 300]
+
+
+def test_section_count_derives_from_target():
+    assert section_count(10_000, 450) == 22
+    assert section_count(60, 450) == 1
+    assert section_count(100, 10, override=50) == 5  # never under 20 words a section
+
+
+# -- outlines ---------------------------------------------------------------------------------------
+def test_markdown_outline_round_trip():
+    text = "# Guide\n\n## Light (300 words)\n- sun\n- shade\n\n## Water [200]\n1. not too much\n"
+    o = parse_outline_text(text)
+    assert o.title == "Guide"
+    assert [(s.title, s.budget, s.points) for s in o.sections] == [("Light", 300, ["sun", "shade"]), ("Water", 200, ["not too much"])]
+    assert parse_outline_text(o.markdown()) == o
+
+
+def test_outline_forms_and_rescaling():
+    assert [s.title for s in parse_outline_text("Intro\nBody (100 words)\nEnd").sections] == ["Intro", "Body", "End"]
+    j = parse_outline_text(json.dumps({"title": "T", "sections": [{"title": "A", "points": "x", "budget": 100}, "B"]}))
+    assert j.title == "T" and j.sections[0].points == ["x"]
+    o = normalize_outline([{"title": "A", "budget": 100}, {"title": "B", "budget": 300}], 200)
+    assert [s.budget for s in o.sections] == [50, 150]  # user proportions kept, sum = target
+    assert normalize_outline(["A", "B", "C"], 301).total == 301
+
+
+@pytest.mark.parametrize("raw, message", [
+    ("", "empty"), ("{not json", "not valid JSON"),
+])
+def test_bad_outline_text(raw, message):
+    with pytest.raises(InputError, match=message):
+        parse_outline_text(raw)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ([], "no sections"), (["A", "  "], "without a title"), (["x"] * 20, "20 sections"), (42, "list or a dict"),
+    ([{"title": "A", "budget": "lots"}], "malformed"),
+])
+def test_bad_outline_values(raw, message):
+    with pytest.raises(InputError, match=message):
+        normalize_outline(raw, 300)
+
+
+# -- bad input is refused before any model call ---------------------------------------------------
+@pytest.mark.parametrize("kwargs, message", [
+    ({"instruction": "Write.", "words": 0}, "out of range"),
+    ({"instruction": "Write.", "words": 10_000_000}, "out of range"),
+    ({"instruction": "Write.", "words": "many"}, "not a whole number"),
+    ({"instruction": "   ", "words": 300}, "instruction is empty"),
+    ({"instruction": "Write.", "words": 300, "sources": ["/no/such/file.txt"]}, "neither a file"),
+])
+def test_bad_input_fails_before_any_call(kwargs, message):
+    model = Model()
+    app, fake = app_for(model)
+    with pytest.raises(InputError, match=message):
+        write(app, kwargs.pop("instruction"), checkpoint=False, **kwargs)
+    assert fake.calls == []
+
+
+def test_unwritable_output_checked_before_any_call(tmp_path):
+    model = Model()
+    app, fake = app_for(model)
+    (tmp_path / "file").write_text("x")
+    for bad in [tmp_path / "missing" / "out.md", tmp_path, tmp_path / "file" / "out.md"]:
+        with pytest.raises(InputError, match="cannot write|is a folder"):
+            write(app, "Write.", words=300, path=bad, checkpoint=False)
+    assert fake.calls == []
+    assert check_writable(tmp_path / "ok.md") == tmp_path / "ok.md"
+    assert not (tmp_path / "ok.md").exists()  # checking leaves nothing behind
+
+
+# -- plan ---------------------------------------------------------------------------------------------
+def test_model_plan_budgets_are_rescaled_to_the_target():
+    model = Model(plan_budgets=[1000, 2000, 2000])  # sums to 10x the target, like the small model
+    app, fake = app_for(model)
+    outline = plan_only(app, "Write about plants.", words=500, options=WriterOptions(sections=3))
+    assert [s.budget for s in outline.sections] == [125, 188, 187] or sum(s.budget for s in outline.sections) == 500
+    assert outline.total == 500 and len(outline.sections) == 3
+    plan_call = fake.calls[0]
+    assert plan_call.schema["properties"]["sections"]["minItems"] == 3  # the count is schema-constrained
+
+
+def test_long_plans_are_made_in_batches():
+    model = Model(plan_budgets=[450] * 10)
+    app, fake = app_for(model)
+    outline = plan_only(app, "Write a long book about plants.", words=6000)  # 13 sections
+    plan_calls = [c for c in fake.calls if "Plan it as" in c.prompt]
+    assert len(plan_calls) == 2 and "Sections 1 to 10 are already planned" in plan_calls[1].prompt
+    assert outline.total == 6000 and len(outline.sections) == 13
+
+
+def test_malformed_plan_is_repaired_then_reported():
+    replies = iter(["not json", {"title": "T", "sections": [{"title": "A", "points": ["p"], "words": 9}]}])
+    fake = FakeBackend(mode="keyed", responses={}, default=lambda m: next(replies))
+    outline = plan_only(Agentlong(model="fake", backend=fake), "Write.", words=100, options=WriterOptions(sections=1))
+    assert outline.sections[0].title == "A" and len(fake.calls) == 2
+    broken = FakeBackend(mode="keyed", responses={}, default="still not json")
+    with pytest.raises(ParseError, match="writer_plan"):
+        plan_only(Agentlong(model="fake", backend=broken), "Write.", words=100)
+
+
+# -- writing: extend, trim, caps ----------------------------------------------------------------
+def test_short_sections_are_extended_up_to_the_call_cap():
+    model = Model(words_per_call=20)  # far below the 200-word budgets
+    app, fake = app_for(model)
+    res = write(app, "Write about plants.", words=600, outline=OUTLINE3, options=WriterOptions(review=False, max_calls=4),
+                checkpoint=False)
+    for s in res.sections:
+        assert [a.action for a in s.attempts] == ["draft", "continue", "continue", "continue"]
+        assert s.words == 80 and not s.within_tolerance
+    assert model.count("it needs about") == 9
+
+
+def test_long_drafts_are_trimmed_at_a_sentence_end():
+    model = Model(words_per_call=400)
+    app, _ = app_for(model)
+    res = write(app, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(review=False),
+                checkpoint=False)
+    for s in res.sections:
+        assert s.within_tolerance and s.words <= 115 and s.text.endswith(".")
+        assert "trimmed" in s.attempts[0].note
+
+
+def test_extension_stops_when_target_reached():
+    model = Model(words_per_call=60)
+    app, _ = app_for(model)
+    res = write(app, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(review=False),
+                checkpoint=False)
+    assert [len(s.attempts) for s in res.sections] == [2, 2, 2]  # 60 -> 100 (trimmed from 120): in range
+    assert all(s.within_tolerance for s in res.sections)
+
+
+def test_a_repeating_model_stalls_instead_of_looping():
+    app, fake = app_for(Model())
+    fake.default = "The same sentence about plants again and again. " * 5
+    res = write(app, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(review=False),
+                checkpoint=False)
+    assert all(len(s.attempts) == 2 for s in res.sections)  # the continuation added nothing new
+    assert res.sections[0].text.count("The same sentence") == 1
+
+
+def test_max_tokens_follow_the_section_budget():
+    model = Model(words_per_call=10)
+    app, fake = app_for(model)
+    write(app, "Write about plants.", words=400, outline=[{"title": "Small", "budget": 100}, {"title": "Big", "budget": 300}],
+          options=WriterOptions(review=False, max_calls=1, tokens_per_word=1.5), checkpoint=False)
+    small, big = [c.max_tokens for c in fake.calls]
+    assert small == math.ceil(115 * 1.5 * 1.1) + 16 and big == math.ceil(345 * 1.5 * 1.1) + 16
+
+
+# -- review and revise ----------------------------------------------------------------------------
+def test_failed_reviews_are_revised_once():
+    model = Model(words_per_call=60, passes=False)
+    app, _ = app_for(model)
+    res = write(app, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(max_revisions=1),
+                checkpoint=False)
+    for s in res.sections:
+        assert s.revisions == 1 and [v.passed for v in s.verdicts] == [False, False]
+        assert "revise" in [a.action for a in s.attempts]
+    assert model.count("A reviewer found these problems") == 3
+    assert model.count("Review the section") == 6
+
+
+def test_review_can_be_switched_off_and_revisions_capped_at_zero():
+    model = Model(words_per_call=100, passes=False)
+    app, _ = app_for(model)
+    write(app, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(max_revisions=0), checkpoint=False)
+    assert model.count("A reviewer found") == 0 and model.count("Review the section") == 3
+    model2 = Model(words_per_call=100)
+    app2, _ = app_for(model2)
+    write(app2, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(review=False), checkpoint=False)
+    assert model2.count("Review the section") == 0
+
+
+def test_code_check_fails_an_off_topic_section():
+    app, fake = app_for(Model())
+    fake.default = lambda m: ("Completely unrelated words about engines and cars here. " * 3
+                              if "Write section" in m[-1].content else Model()(m))
+    res = write(app, "Write.", words=100, outline=["Garden roses"], options=WriterOptions(max_revisions=0), checkpoint=False)
+    assert any(v.by == "code" and not v.passed for v in res.sections[0].verdicts)
+
+
+# -- memory: what each section sees ---------------------------------------------------------------
+def test_sections_see_summary_tail_and_earlier_passages_not_the_whole_text():
+    model = Model(words_per_call=100)
+    app, fake = app_for(model)
+    res = write(app, "Write about plants.", words=600, outline=["Topic A plants", "Topic B plants", "Topic C plants", "Topic D plants"],
+                options=WriterOptions(max_revisions=0, tail_tokens=40), checkpoint=False)
+    last = [c.prompt for c in fake.calls if 'Write section 4 of 4' in c.prompt][0]
+    assert "What the earlier sections said" in last and "The previous section ended with" in last
+    assert "Passages from earlier sections" in last
+    assert res.sections[0].text not in last  # never the whole previous text
+
+
+def test_prompts_fit_a_small_window_and_a_tiny_one_fails_clearly():
+    model = Model(words_per_call=150)
+    app, fake = app_for(model, window=1024)
+    res = write(app, "Write about plants.", words=600, outline=["Topic A plants", "Topic B plants", "Topic C plants", "Topic D plants"],
+                checkpoint=False)
+    assert len(res.sections) == 4 and all(c.max_tokens <= 512 for c in fake.calls)
+    tiny, _ = app_for(Model(), window=300)
+    with pytest.raises(ContextWindowExceeded):
+        write(tiny, "Write about plants.", words=300, outline=OUTLINE3, checkpoint=False)
+
+
+# -- events, assembly, continuity -----------------------------------------------------------------
+def test_events_stream_outline_sections_and_word_progress():
+    events = []
+    model = Model(words_per_call=100)
+    app, _ = app_for(model)
+    res = write(app, "Write about plants.", words=300, emit=events.append, options=WriterOptions(sections=3),
+                checkpoint=False)
+    steps = [e for e in events if isinstance(e, StepDone)]
+    assert steps[0].step == "outline" and "## Topic A plants (" in steps[0].detail
+    deltas = [e.text for e in events if isinstance(e, TextDelta)]
+    assert len(deltas) == 3 and deltas[0].startswith("## Topic A plants")
+    words = [e for e in events if isinstance(e, Progress) and e.task == "words"]
+    assert words[-1].total == 300 and words[-1].done == sum(s.words for s in res.sections)
+    assert res.text.startswith("# Plants\n") and res.text.count("\n## ") == 3
+    assert sum(s.budget for s in res.outline) == 300 and res.record is not None and res.usage.calls > 0
+
+
+def test_continuity_pass_rewrites_first_paragraphs():
+    model = Model(words_per_call=60)  # two calls a section: two paragraphs
+    app, _ = app_for(model)
+    res = write(app, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(review=False, continuity=True),
+                checkpoint=False)
+    assert model.count("Rewrite the first paragraph") == 2
+    assert res.sections[1].text.startswith("Following on from that") and not res.sections[0].text.startswith("Following")
+
+
+def test_output_file_is_written(tmp_path):
+    app, _ = app_for(Model(words_per_call=100))
+    out = tmp_path / "out.md"
+    res = write(app, "Write about plants.", words=300, outline=OUTLINE3, path=out, checkpoint=False)
+    assert res.path == str(out) and out.read_text() == res.text
+
+
+# -- resume after a crash -------------------------------------------------------------------------
+def test_killed_run_resumes_at_the_next_section():
+    crashing = Model(words_per_call=100, fail_on='Write section 3 of 3')
+    app, _ = app_for(crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        write(app, "Write about plants.", words=300, options=WriterOptions(sections=3))
+    assert crashing.count("Plan it as") == 1 and crashing.count("Write section 2 of 3") == 1
+
+    events = []
+    fresh = Model(words_per_call=100)
+    app2, _ = app_for(fresh)
+    res = write(app2, "Write about plants.", words=300, options=WriterOptions(sections=3), emit=events.append)
+    assert res.resumed and len(res.sections) == 3
+    assert fresh.count("Plan it as") == 0
+    assert fresh.count("Write section 1 of 3") == 0 and fresh.count("Write section 2 of 3") == 0
+    assert fresh.count("Write section 3 of 3") == 1
+    assert any(isinstance(e, Notice) and "2 of 3 sections restored" in e.message for e in events)
+    assert sum(isinstance(e, TextDelta) for e in events) == 3  # restored sections are replayed
+    again = write(app2, "Write about plants.", words=300, options=WriterOptions(sections=3))
+    assert not again.resumed  # a finished run starts clean
+
+
+# -- sources and citations --------------------------------------------------------------------------
+def test_sources_ground_the_text_with_citations(tmp_path):
+    doc = tmp_path / "facts.txt"
+    doc.write_text("Intro line.\n\nThe Monstera deliciosa plant needs bright indirect light and weekly watering.\n"
+                   "\nCacti store water in their thick stems and need little watering.\n")
+    events = []
+    app, fake = app_for(Model())
+
+    def respond(messages):
+        prompt = messages[-1].content
+        if "Review the section" in prompt:
+            return {"summary": "s", "problems": [], "passes": True}
+        return ("The Monstera deliciosa plant needs bright indirect light and weekly watering. "
+                "Cacti store water in their thick stems [2]. Unrelated words about something else entirely here [9].")
+    fake.default = respond
+    res = write(app, "Write about plants.", words=100, outline=["Monstera and cacti watering"], sources=[str(doc)],
+                emit=events.append, options=WriterOptions(max_calls=1), checkpoint=False)
+    section_prompt = [c.prompt for c in fake.calls if "Write section" in c.prompt][0]
+    assert "<document>" in section_prompt and "[1] " in section_prompt
+    text = res.sections[0].text
+    assert "watering [1]." in text or "watering [2]." in text  # code attribution added a marker
+    assert "[9]" not in text  # a marker to a passage never shown is dropped
+    assert "## Sources" in res.text and f"{doc}:" in res.text
+    assert res.citations and all(c.evidence.source == str(doc) for c in res.citations)
+    assert any(isinstance(e, CitationFound) for e in events)
+
+
+# -- text helpers -----------------------------------------------------------------------------------
+def test_clean_section_strips_preamble_and_demotes_headings():
+    raw = "Sure! Here is the section:\n## Light needs\nPlants like light.\n# Big heading\nMore."
+    assert clean_section(raw, "Light needs") == "Plants like light.\n### Big heading\nMore."
+
+
+def test_trim_prefers_paragraph_then_sentence_then_word():
+    text = "One two three four.\n\nFive six seven eight. Nine ten eleven."
+    assert trim_to(text, 6, min_words=3) == "One two three four."
+    assert trim_to(text, 9, min_words=9) == "One two three four.\n\nFive six seven eight."
+    assert trim_to("alpha beta gamma delta", 2) == "alpha beta."
+
+
+def test_dedupe_and_tail():
+    text, dropped = dedupe("Water the plant every week. Light matters a lot.\n\nWater the plant every week.")
+    assert dropped == 1 and text == "Water the plant every week. Light matters a lot."
+    assert tail("one two three four five six", 2, lambda s: len(s.split())) == "five six"
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+@pytest.fixture
+def cli_model(monkeypatch):
+    model = Model(words_per_call=100)
+    fake = FakeBackend(mode="keyed", responses={}, default=model)
+    monkeypatch.setattr("agentlong.cli.render.make_agentlong", lambda args: Agentlong(model="fake", backend=fake))
+    return model
+
+
+def test_cli_writes_file_and_streams_sections(tmp_path, capsys, cli_model):
+    from agentlong.cli.main import main
+
+    out = tmp_path / "out.md"
+    assert main(["-q", "write", "Write about plants.", "--words", "300", "--sections", "3", "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert out.read_text().count("\n## ") == 3
+    assert "## Topic A plants" in captured.out and "Traceback" not in captured.err
+
+
+def test_cli_plan_only_then_outline_file(tmp_path, capsys, cli_model):
+    from agentlong.cli.main import main
+
+    plan = tmp_path / "plan.md"
+    assert main(["-q", "write", "Write about plants.", "--words", "300", "--sections", "3", "--plan-only", "-o", str(plan)]) == 0
+    assert cli_model.count("Write section") == 0 and plan.read_text().startswith("# Plants")
+    plan.write_text(plan.read_text().replace("Topic B plants", "Edited plants"))
+    assert main(["-q", "write", "Write about plants.", "--outline", str(plan), "--json"]) == 0  # words from the budgets
+    data = json.loads(capsys.readouterr().out)
+    assert [s["title"] for s in data["sections"]][1] == "Edited plants" and data["target"] == 300
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["write", "Write.", "--words", "0"], "out of range"),
+    (["write", "", "--words", "300"], "instruction is empty"),
+    (["write", "Write.", "--words", "300", "-o", "/no/such/dir/out.md"], "does not exist"),
+    (["write", "Write.", "--outline", "/no/such/outline.md"], "outline"),
+    (["write", "Write."], "--words"),
+])
+def test_cli_bad_input_is_one_line(argv, message, capsys, cli_model):
+    from agentlong.cli.main import main
+
+    assert main(["-q", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert cli_model.prompts == []
