@@ -6,7 +6,7 @@ which side goes first for each prompt so that machine noise falls on both. Each 
 model instance, so each sees the same KV-cache history (the shared system prompt is reused on both).
 
     python benchmarks/backend_overhead.py                  # 20 prompts, max 32 new tokens
-    python benchmarks/backend_overhead.py --prompts 48 --max-tokens 64 --rounds 2
+    python benchmarks/backend_overhead.py --prompts 48 --max-tokens 64 --rounds 2 --threads 2
 
 Prints per-side seconds, the ratio agentlong / direct (goal: <= 1.03), whether the answers are
 identical, and the prompt tokens agentlong served from the KV cache.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -32,7 +31,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-tokens", type=int, default=32, help="new tokens per answer")
     parser.add_argument("--rounds", type=int, default=1, help="passes over the prompts")
     parser.add_argument("--n-ctx", type=int, default=2048)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="llama.cpp threads (default 1: on busy shared cores multi-thread timings swing wildly)")
     return parser.parse_args()
 
 
@@ -65,6 +65,17 @@ def main() -> None:
         seed=settings.seed, verbose=False,
     )
     system = render("system")
+    inner: list[float] = []  # seconds agentlong's calls spent inside llama-cpp-python
+    wrapped = ours._llama.create_chat_completion
+
+    def timed(*a, **kw):
+        started = time.perf_counter()
+        try:
+            return wrapped(*a, **kw)
+        finally:
+            inner.append(time.perf_counter() - started)
+
+    ours._llama.create_chat_completion = timed
 
     def run_ours(question: str) -> tuple[float, str, int, int]:
         started = time.perf_counter()
@@ -102,6 +113,9 @@ def main() -> None:
         print(f"  {side:9s} total {sum(t):7.2f} s   mean {statistics.mean(t):.3f} s   median {statistics.median(t):.3f} s")
     per_call = statistics.median(a / b for a, b in zip(times["agentlong"], times["direct"]))
     print(f"ratio agentlong/direct: total {total_ours / total_direct:.3f}, median per call {per_call:.3f} (goal <= 1.03)")
+    own = (total_ours - sum(inner[1:])) / calls  # inner[0] is the warm-up
+    print(f"agentlong's own code around llama-cpp-python: {own * 1000:.2f} ms per call "
+          f"({own / statistics.mean(times['agentlong']):.3%} of a call)")
     print(f"identical answers: {same}/{calls}")
     print(f"agentlong prompt tokens {prompt_tokens:,}, served from KV cache {cached:,} ({cached / max(prompt_tokens, 1):.0%})")
     ours.close()

@@ -274,7 +274,8 @@ def report(rows: list[dict[str, Any]], methods: list[str], index_s: float, docs:
         fuzzy = sum(r["fuzzy"] for r in rtr)
         print(f"\nrtr citations: {cites} cited, {verbatim} verbatim at their span "
               f"({100 * verbatim / max(cites, 1):.1f}%), {fuzzy} via fuzzy snap; model quotes: {proposed} proposed, "
-              f"{proposed - dropped} verified ({100 * (proposed - dropped) / max(proposed, 1):.1f}%), {dropped} dropped")
+              f"{proposed - dropped} verified ({100 * (proposed - dropped) / max(proposed, 1):.1f}%), "
+              f"{dropped} dropped")
     by = {m: [r for r in rows if r["method"] == m] for m in methods}
     if "rtr" in by and by["rtr"]:
         for other in (m for m in methods if m != "rtr" and by[m]):

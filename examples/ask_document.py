@@ -29,7 +29,8 @@ def long_log(note: str, paragraphs: int = 120) -> str:
     rng = random.Random(1)
     days = [f"Day {i + 1}: the harbour master counted {rng.randint(3, 40)} fishing boats, "
             f"the wind was {rng.choice(['calm', 'gusty', 'wet', 'cold'])} and the crane on pier "
-            f"{rng.randint(1, 6)} was {rng.choice(['oiled', 'inspected', 'repainted', 'idle'])}." for i in range(paragraphs)]
+            f"{rng.randint(1, 6)} was {rng.choice(['oiled', 'inspected', 'repainted', 'idle'])}."
+            for i in range(paragraphs)]
     days.insert(paragraphs // 2, note.strip())
     return "\n\n".join(days) + "\n"
 

@@ -14,8 +14,7 @@ import pytest
 
 from agentlong import Agentlong
 from agentlong.backends.fake import FakeBackend
-from agentlong.batch import BatchSpec, iter_results, load_spec, parse_spec, run, status
-from agentlong.batch.runner import BatchJob
+from agentlong.batch import iter_results, load_spec, parse_spec, run, status
 from agentlong.batch.state import JobLock, JobState, ResultsFile, state_paths
 from agentlong.cli.main import main
 from agentlong.errors import ConfigError, InputError, RateLimited
@@ -245,6 +244,23 @@ def test_iter_results_yields_done_records_then_new_ones(tmp_path):
     assert len(again) == 4 and {r["id"] for r in first} < {r["id"] for r in again}
 
 
+def test_stopping_iter_results_early_stops_the_job_and_it_resumes(tmp_path):
+    make_docs(tmp_path / "docs", 6)
+    spec = parse_spec(spec_dict(tmp_path, concurrency=1), "job.json", tmp_path)
+    app, fb = extract_app(delay_s=0.05)
+    taken = []
+    for rec in iter_results(spec, app=app):
+        taken.append(rec["id"])
+        if len(taken) == 2:
+            break
+    st = status(spec)
+    assert st["running_pid"] is None and st["ok"] >= 2 and st["pending"] >= 1
+    summary = run(spec, app=app)
+    ids = [r["id"] for r in lines(spec.output_path())]
+    assert summary.ok == 6 and sorted(ids) == sorted(set(ids)) and len(ids) == 6
+    assert len(fb.calls) == 6  # nothing was done twice
+
+
 def test_summarize_ask_and_write_tasks_call_the_sdk_and_map_its_results(tmp_path):
     from agentlong.types import Answer, Citation, Evidence, Usage
 
@@ -286,7 +302,7 @@ def test_summarize_ask_and_write_tasks_call_the_sdk_and_map_its_results(tmp_path
 
 
 def test_ask_with_many_questions_plans_one_unit_per_question(tmp_path):
-    from agentlong.batch.runner import plan_units
+    from agentlong.batch.plan import plan_units
 
     make_docs(tmp_path / "docs", 2)
     spec = parse_spec(spec_dict(tmp_path, tasks=[{"type": "ask", "questions": ["Who?", "When?"]},

@@ -62,7 +62,7 @@ def test_ray_ships_file_bytes_and_reports_driver_paths(ray_cluster, tmp_path):
 def test_worker_runs_a_file_it_only_has_as_bytes(tmp_path):
     """A cluster node without the driver's files: the worker materializes the shipped bytes."""
     from agentlong.batch.ray_executor import _Worker, portable_spec
-    from agentlong.batch.runner import plan_units
+    from agentlong.batch.plan import plan_units
 
     data = make_job(tmp_path, 1)
     spec = parse_spec(data, "job.json", tmp_path)

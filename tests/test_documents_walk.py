@@ -153,3 +153,17 @@ def test_files_that_fail_to_load_are_skipped_with_their_error(tmp_path):
     why = reasons(result)
     assert why["empty.txt"].startswith("empty file") and why["bad.epub"].startswith("broken EPUB")
     assert "\n" not in why["bad.epub"]
+
+
+def test_explicit_folder_ignored_by_enclosing_repo_is_still_read(tmp_path):
+    """Like a library inside ~/.pyenv (a git checkout whose .gitignore ignores versions/)."""
+    from agentlong.documents import load_path
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("/versions/\n*.pyc\n")
+    lib = tmp_path / "versions" / "lib"
+    lib.mkdir(parents=True)
+    (lib / "mod.py").write_text("def parse(s):\n    return s\n")
+    (lib / "mod.pyc").write_bytes(b"\x00\x01")
+    result = load_path(lib)
+    assert [d.source.endswith("mod.py") for d in result.documents] == [True]

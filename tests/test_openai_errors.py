@@ -332,3 +332,20 @@ def test_hosted_usage_has_cost(server):
     assert usage.cost_usd == pytest.approx((1000 * 0.15 + 500 * 0.60) / 1e6)
     assert "max_completion_tokens" in server.requests[0]["body"]
     assert backend_for(server).complete(HI, max_tokens=8).usage.cost_usd is None  # local: no price
+
+
+def test_stream_options_rejected_then_streams_without_them(server):
+    server.script = [error_reply(400, "Unrecognized request argument: stream_options"), "a b"]
+    backend = backend_for(server)
+    assert "".join(backend.stream(HI, max_tokens=8)) == "a b"
+    assert "stream_options" in server.requests[0]["body"] and "stream_options" not in server.requests[1]["body"]
+    backend.stream(HI, max_tokens=8).collect()
+    assert "stream_options" not in server.requests[2]["body"]  # remembered
+
+
+def test_unreachable_stream_is_backend_unavailable_without_extra_attempts():
+    backend = OpenAIBackend("m", base_url=f"http://127.0.0.1:{free_port()}/v1",
+                            settings=OpenAISettings(max_retries=2, backoff_s=0.001, timeout_s=5))
+    with pytest.raises(BackendUnavailable):
+        backend.stream(HI, max_tokens=8)
+    assert backend.retries == 2

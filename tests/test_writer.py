@@ -43,7 +43,7 @@ class Model:
         if self.fail_on and self.fail_on in prompt:
             raise RuntimeError("simulated crash")
         if "Plan it as" in prompt:
-            return {"title": "Plants", "sections": [
+            return {"document_title": "Plants", "sections": [
                 {"title": f"Topic {chr(65 + i)} plants", "points": [f"point {i}"], "words": b}
                 for i, b in enumerate(self.plan_budgets)]}
         if "Review the section" in prompt:
@@ -186,7 +186,7 @@ def test_long_plans_are_made_in_batches():
 
 
 def test_malformed_plan_is_repaired_then_reported():
-    replies = iter(["not json", {"title": "T", "sections": [{"title": "A", "points": ["p"], "words": 9}]}])
+    replies = iter(["not json", {"document_title": "T", "sections": [{"title": "A", "points": ["p"], "words": 9}]}])
     fake = FakeBackend(mode="keyed", responses={}, default=lambda m: next(replies))
     outline = plan_only(Agentlong(model="fake", backend=fake), "Write.", words=100, options=WriterOptions(sections=1))
     assert outline.sections[0].title == "A" and len(fake.calls) == 2
@@ -342,6 +342,7 @@ def test_killed_run_resumes_at_the_next_section():
 
     events = []
     fresh = Model(words_per_call=100)
+    fresh.counter = itertools.count(1000)  # new sentences (repeats of earlier sections would be dropped)
     app2, _ = app_for(fresh)
     res = write(app2, "Write about plants.", words=300, options=WriterOptions(sections=3), emit=events.append)
     assert res.resumed and len(res.sections) == 3
@@ -445,3 +446,19 @@ def test_cli_bad_input_is_one_line(argv, message, capsys, cli_model):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert cli_model.prompts == []
+
+
+def test_prompt_echo_and_repeats_of_earlier_sections_are_dropped():
+    app, fake = app_for(Model())
+
+    def respond(messages):
+        prompt = messages[-1].content
+        if "Review the section" in prompt:
+            return {"summary": "s", "problems": [], "passes": True}
+        if "Write section 1 of 2" in prompt:
+            return "Roses need six hours of sun every day. Prune them in late winter."
+        return "<document>\nWrite about plants.\n**1.\nRoses need six hours of sun every day. Tulips bloom early in spring each year."
+    fake.default = respond
+    res = write(app, "Write about plants.", words=50, outline=["Roses", "Tulips"], checkpoint=False,
+                options=WriterOptions(max_calls=1))
+    assert res.sections[1].text == "Tulips bloom early in spring each year."

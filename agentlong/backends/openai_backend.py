@@ -245,8 +245,8 @@ class OpenAIBackend(BaseBackend):
         body = self._body(messages, max_tokens, temperature, stop, stream=True)
         try:
             return self._retrying(lambda: self._sync().chat.completions.create(**body), body)
-        except BackendError:
-            if "stream_options" not in body:
+        except BackendError as error:
+            if "stream_options" not in body or getattr(error.__cause__, "status_code", None) not in (400, 422):
                 raise
             self._stream_usage = False  # some servers refuse stream_options; usage is then estimated
             body.pop("stream_options")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentlongError, ContextWindowExceeded, ParseError
 from ..events import Emit
-from ..packing import prompt_budget
+from ..packing import SAFETY, prompt_budget
 from ..types import Citation, Evidence, Message, Usage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -156,16 +156,17 @@ def extract(
     llm = app.llm(on_event)
     out_tokens = max_tokens or _default_max_tokens(llm, schema)
     vars_ = {"doc_name": Path(doc.source).name, "instructions": instructions.strip()}
-    fixed = llm.fixed_tokens(PROMPT, document="", part=1, parts=2, schema=relax(schema), **vars_)
-    budget = prompt_budget(llm.window, fixed, out_tokens)
-    if llm.tokens(doc.text) <= budget:
-        data = _call(llm, schema, out_tokens, document=doc.text, part=1, parts=1, **vars_)
-    else:
+    whole = llm.messages(PROMPT, schema=schema, document=doc.text, part=1, parts=1, **vars_)
+    if sum(llm.tokens(m.content) + 8 for m in whole) + out_tokens <= int(llm.window * SAFETY):
+        data = _call(llm, schema, out_tokens, whole)
+    else:  # too long for one call: parts sized from the window minus instructions and output
         from ..documents import chunk_document
 
-        chunks = chunk_document(doc, budget, llm.tokens)
         loose = relax(schema)
-        parts = [_call(llm, loose, out_tokens, document=c.text, part=i + 1, parts=len(chunks), **vars_)
+        fixed = llm.fixed_tokens(PROMPT, document="", part=1, parts=2, schema=loose, **vars_)
+        chunks = chunk_document(doc, prompt_budget(llm.window, fixed, out_tokens), llm.tokens)
+        parts = [_call(llm, loose, out_tokens, llm.messages(PROMPT, schema=loose, document=c.text, part=i + 1,
+                                                             parts=len(chunks), **vars_))
                  for i, c in enumerate(chunks)]
         data = merge_parts(schema, parts)
         problem = schema_problem(schema, data)
@@ -190,9 +191,8 @@ def _default_max_tokens(llm: "LLM", schema: dict[str, Any]) -> int:
     return max(64, min(need, llm.settings.chunking.output_reserve, llm.window // 4))
 
 
-def _call(llm: "LLM", schema: dict[str, Any], max_tokens: int, **variables: Any) -> Any:
+def _call(llm: "LLM", schema: dict[str, Any], max_tokens: int, messages: list[Message]) -> Any:
     """One schema-constrained call, validated; one repair retry, then ParseError."""
-    messages = llm.messages(PROMPT, schema=schema, **variables)
     text = ""
     try:
         completion = llm.send(messages, step=PROMPT, max_tokens=max_tokens, schema=schema)

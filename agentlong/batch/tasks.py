@@ -85,7 +85,10 @@ def prepare(app: "Agentlong", spec: BatchSpec) -> None:
             from .extract import warm
 
             warm(app, spec.load_schema(task), task.instructions)
-        modules.add("agentlong.graphs.writer" if isinstance(task, WriteTask) else "agentlong.graphs.router")
+        elif isinstance(task, WriteTask):
+            modules.add("agentlong.graphs.writer")
+        else:
+            modules.add("agentlong.graphs.router")
     for name in sorted(modules):
         try:
             importlib.import_module(name)

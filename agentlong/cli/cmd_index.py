@@ -94,10 +94,11 @@ def run_list(args: argparse.Namespace) -> int:
     if not infos:
         print("no corpora yet — make one with: agentlong index PATH --name NAME")
         return 0
-    table = Table("name", "documents", "chunks", "embedder", "updated", "paths")
+    table = Table("name", "documents", "chunks", "embedder", "updated (UTC)", "paths")
+    table.columns[5].overflow = "fold"
     for info in infos:
-        table.add_row(info.name, str(info.documents), f"{info.chunks:,}", info.embedder, info.updated,
-                      "\n".join(info.paths))
+        table.add_row(info.name, str(info.documents), f"{info.chunks:,}", info.embedder,
+                      info.updated[:16].replace("T", " "), "\n".join(info.paths))
     render.stdout_console().print(table)
     return 0
 

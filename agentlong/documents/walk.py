@@ -179,6 +179,18 @@ class _Ignores:
         self.specs: list[tuple[str, object]] = []  # (folder relative to root, or absolute for parents; spec)
         for parent in _parents_in_repo(root):
             self._add(parent / ".gitignore", str(parent))
+        if self.specs and self._root_ignored():
+            # the user named an ignored folder explicitly (e.g. a library inside ~/.pyenv): read it
+            self.specs.clear()
+
+    def _root_ignored(self) -> bool:
+        resolved = self.root.resolve()
+        for base, spec in reversed(self.specs):
+            target = os.path.relpath(resolved, base).replace(os.sep, "/")
+            result = spec.check_file(target + "/")  # type: ignore[attr-defined]
+            if result.include is not None:
+                return bool(result.include)
+        return False
 
     def _add(self, file: Path, base: str) -> None:
         try:

@@ -7,8 +7,14 @@ verified quotes with their exact spans. A note that grows past its budget is com
 call (it rewrites the facts and picks the quotes to keep). The manager answers from the last note,
 citing quote numbers. Inputs that fit one call are answered directly.
 
-Chunk size = window − (instructions + question) − note budget − output reserve, measured by
-rendering the worker prompt with empty text, so no call can overflow whatever the window.
+What a worker sees of the note (``worker_note``): ``"full"`` (facts and quotes, as in the paper),
+``"facts"``, or ``"none"``. ``"auto"`` shows the facts for summaries and nothing for questions: the
+default 0.5B model, shown any note, copies from the note instead of its chunk and misses the fact it
+finds without one (see docs/chain_of_agents.md); the note still carries every verified quote to the
+manager. Stronger models can take ``"full"``.
+
+Chunk size = window − (instructions + question) − note budget (when workers see the note) − output
+reserve − repair room, measured by rendering the prompt with empty text, so no call can overflow.
 
 >>> from agentlong.backends.fake import FakeBackend
 >>> from agentlong.graphs.common import RunContext
@@ -43,10 +49,11 @@ from .notes import (MAX_FACTS, MAX_QUOTES, Fact, FinalAnswer, Quote, answer_dire
                     not_found, numbered, output_reserve, probe_chunk, repair_tokens, step, trace, verify_quotes, warn_chunk_cap,
                     whole_chunks)
 
-__all__ = ["run", "build_graph", "State", "WorkerNote", "CompressedNote", "plan_budget"]
+__all__ = ["run", "build_graph", "State", "WorkerNote", "CompressedNote", "plan_budget", "WorkerNoteView"]
 
 STRATEGY = "chain-of-agents"
 MAX_KEEP = 12
+WorkerNoteView = Literal["auto", "full", "facts", "none"]
 
 
 class WorkerNote(BaseModel):
@@ -71,7 +78,7 @@ class State(TypedDict, total=False):
     words: int  # summary word target; 0 for questions
     chunks: list[dict]  # Chunk.model_dump(), in reading order
     direct: bool
-    budget: dict  # token budgets: chunk, note, worker_out, compress_out
+    budget: dict  # token budgets (chunk, note, worker_out, compress_out) and worker_note
     i: int  # next chunk to read
     facts: list[str]
     quotes: list[dict]  # Evidence.model_dump(), in reading order
@@ -88,7 +95,7 @@ def _worker_vars(state: State, chunk: Chunk, part: int, note: str) -> dict:
 
 
 def plan_budget(llm: LLM, documents: list[Document], question: str, task: str, words: int | None,
-                chunk_tokens: int | None = None) -> dict:
+                chunk_tokens: int | None = None, worker_note: WorkerNoteView = "auto") -> dict:
     """Token budgets of every call, from the model's real window (the note placeholder is one space,
     so the note block's own wrapper text is counted as fixed cost).
 
@@ -102,7 +109,8 @@ def plan_budget(llm: LLM, documents: list[Document], question: str, task: str, w
     window, out = llm.window, output_reserve(llm)
     probe = probe_chunk(documents)
     state = State(task=task, question=question, chunks=[{}] * 9999)
-    fixed_worker = llm.fixed_tokens("coa_worker", **_worker_vars(state, probe, 9999, " "))
+    view = resolve_view(worker_note, task)
+    fixed_worker = llm.fixed_tokens("coa_worker", **_worker_vars(state, probe, 9999, "" if view == "none" else " "))
     fixed_worker += repair_tokens(llm, WorkerNote)
     common = dict(question=question, task=task, words=words or 0, note=" ")
     fixed_answer = llm.fixed_tokens("coa_answer", **common)
@@ -113,11 +121,18 @@ def plan_budget(llm: LLM, documents: list[Document], question: str, task: str, w
     # the compress call reads the note plus one worker's additions and writes about half a note
     room_compress = int((window * SAFETY - fixed_compress - 1.5 * out) / 1.5)
     note = min(llm.settings.chunking.note_tokens, window // 5, room_answer, room_compress)
-    chunk = check_chunk(llm, prompt_budget(window, fixed_worker + note, out))
+    chunk = check_chunk(llm, prompt_budget(window, fixed_worker + (0 if view == "none" else note), out))
     if chunk_tokens:
         chunk = min(chunk, chunk_tokens)
     return {"chunk": chunk, "note": note, "worker_out": out, "compress_out": max(64, note // 2),
-            "fixed_worker": fixed_worker, "asked_chunk": chunk_tokens or 0}
+            "fixed_worker": fixed_worker, "worker_note": view}
+
+
+def resolve_view(worker_note: WorkerNoteView, task: str) -> str:
+    """``auto`` → the facts for summaries, nothing for questions (see the module docstring)."""
+    if worker_note == "auto":
+        return "facts" if task == "summary" else "none"
+    return worker_note
 
 
 # -- nodes ------------------------------------------------------------------------------------------
@@ -132,13 +147,15 @@ def worker(state: State, runtime: Runtime[RunContext]) -> dict:
     """Read chunk ``i`` with the running note; add its verified quotes and new facts to the note."""
     ctx, i, n = runtime.context, state["i"], len(state["chunks"])
     llm, chunk, name = ctx.llm, Chunk(**state["chunks"][i]), f"worker {i + 1}/{n}"
-    note = render_note(llm, state["facts"], state["quotes"])
+    view = state["budget"]["worker_note"]
+    note = "" if view == "none" else render_note(llm, state["facts"], state["quotes"] if view == "full" else [])
     with step(name) as meter:
         reply = llm.call_json("coa_worker", WorkerNote, max_tokens=state["budget"]["worker_out"],
                               **_worker_vars(state, chunk, i + 1, note))
     found = verify_quotes(reply.quotes, chunk)
     quotes = merge_evidence(state["quotes"], found)
-    facts = clean_facts(state["facts"] + reply.facts)
+    grounded = found or state["task"] == "summary"  # a question's facts need a verified quote behind them
+    facts = clean_facts(state["facts"] + (reply.facts if grounded else []))
     size = llm.tokens(render_note(llm, facts, quotes))
     detail = f"{len(found)}/{len(reply.quotes)} quotes verified; note {size} tokens"
     ctx.emit(Progress(task="workers", done=i + 1, total=n, detail=f"note {size} tok"))
@@ -209,7 +226,8 @@ def build_graph() -> StateGraph:
 
 
 def run(ctx: RunContext, documents: list[Document], question: str, *, task: Literal["qa", "summary"] = "qa",
-        words: int | None = None, chunk_tokens: int | None = None, checkpoint: bool | Path = True) -> Answer:
+        words: int | None = None, chunk_tokens: int | None = None, checkpoint: bool | Path = True,
+        worker_note: WorkerNoteView = "auto") -> Answer:
     """Answer ``question`` (or summarize in about ``words`` words) with a chain of agents.
 
     Resumable: the same call after a crash continues from the last finished worker.
@@ -222,14 +240,14 @@ def run(ctx: RunContext, documents: list[Document], question: str, *, task: Lite
     if fits_direct(llm, documents, question, task, words, chunk_tokens):
         chunks, is_direct = whole_chunks(documents), True
     else:
-        budget = plan_budget(llm, documents, question, task, words, chunk_tokens)
+        budget = plan_budget(llm, documents, question, task, words, chunk_tokens, worker_note)
         warn_chunk_cap(ctx, chunk_tokens, budget["chunk"])
         chunks, is_direct = make_chunks(documents, budget["chunk"], llm.tokens), False
     inputs = State(question=question, task=task, words=words or 0, chunks=[c.model_dump() for c in chunks],
                    direct=is_direct, budget=budget, i=0, facts=[], quotes=[], note_tokens=0, trace=[])
     thread = thread_id_for("chain-of-agents", [d.sha256 for d in documents], [d.source for d in documents],
-                           question, task, words, chunk_tokens, ctx.settings.fingerprint(), llm.backend.name,
-                           llm.window)
+                           question, task, words, chunk_tokens, worker_note, ctx.settings.fingerprint(),
+                           llm.backend.name, llm.window)
     try:
         result = run_graph(build_graph(), inputs, ctx, thread_id=thread, recursion_limit=2 * len(chunks) + 6,
                            checkpoint=checkpoint)

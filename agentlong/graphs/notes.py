@@ -367,7 +367,11 @@ def answer_from_notes(ctx: Any, prompt: str, note: str, quotes: list[dict], ques
             reply = llm.call_json(prompt, FinalAnswer, max_tokens=out, **variables)
             text, numbers, found = reply.answer.strip(), reply.citations, reply.found
     text, cited = cite(text, numbers if found else [], len(quotes))
-    detail = f"{len(cited)} citations" + ("" if found else ", answer not found")
+    inferred = found and not cited and task == "qa"
+    if inferred:  # small models often answer right but cite nothing: cite the quotes the answer comes from
+        text, cited = cite(text, infer_citations(text, question, quotes), len(quotes))
+    detail = f"{len(cited)} citations" + (" (inferred)" if inferred and cited else "") + \
+        ("" if found else ", answer not found")
     return {"text": text, "evidence": quotes, "cited": cited, "found": found and bool(text),
             "trace": trace(ctx, name, detail, meter.usage)}
 
@@ -382,6 +386,20 @@ def cite(text: str, numbers: list[int], available: int) -> tuple[str, list[int]]
     if missing:
         text = text.rstrip() + " " + "".join(f"[{n}]" for n in missing)
     return text, cited
+
+
+def infer_citations(answer: str, question: str, quotes: list[dict], most: int = 3) -> list[int]:
+    """Numbers of the quotes sharing the most content words with the answer — words of the question
+    do not count, so "Moonlight" points at the quote about Moonlight, not every quote naming Bingley.
+
+    >>> quotes = [{"quote": "Mr. Bingley came to town."}, {"quote": "His horse was a grey mare called Moonlight."}]
+    >>> infer_citations("Moonlight.", "What was Mr. Bingley's horse called?", quotes)
+    [2]
+    """
+    words = _content_words(answer) - _content_words(question)
+    overlaps = [len(words & _content_words(q["quote"])) for q in quotes]
+    best = max(overlaps, default=0)
+    return [i + 1 for i, n in enumerate(overlaps) if best and n == best][:most]
 
 
 def finish(ctx: Any, question: str, strategy: str, answer: dict, steps: list[dict]) -> Answer:

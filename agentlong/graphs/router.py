@@ -124,7 +124,7 @@ def _corpora_hint(app: "Agentlong") -> str:
 
     names = [getattr(c, "name", str(c)) for c in list_corpora(app)]
     if names:
-        return f"corpora: {', '.join(sorted(names))} — or give an existing path (index one with: agentlong index PATH)"
+        return f"corpora: {', '.join(sorted(names))} — or give an existing path (or: agentlong index PATH)"
     return "no corpora are indexed yet — give an existing path, or index one with: agentlong index PATH --name NAME"
 
 
@@ -158,7 +158,8 @@ def load_documents(app: "Agentlong", resolved: Resolved, emit: Emit) -> list[Doc
         emit(Notice(level="warning", message=f"skipped {skip.path}: {skip.reason}"))
     if not docs:
         why = f" (first skip: {skipped[0].path}: {skipped[0].reason})" if skipped else ""
-        raise InputError(f"no readable text in {resolved.label}{why}", hint="give text, Markdown, PDF, EPUB, HTML or code files")
+        raise InputError(f"no readable text in {resolved.label}{why}",
+                         hint="give text, Markdown, PDF, EPUB, HTML or code files")
     return docs
 
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import InputError
 from ..events import Emit, EventBus
+from ..llm import LLM
 from ..types import Citation, RunRecord, Usage
 from .common import run_graph, thread_id_for
 from .writer_nodes import WriterContext, after_commit, after_draft, after_review, assemble, commit, draft, plan, review, revise
@@ -161,6 +162,13 @@ def check_writable(path: str | Path) -> Path:
     return p
 
 
+def _context(app: "Agentlong", emit: Emit | None, opts: WriterOptions) -> WriterContext:
+    """The run context; the writer's LLM samples at ``opts.temperature`` (greedy decoding loops)."""
+    bus = emit or EventBus()
+    settings = app.settings if opts.temperature is None else app.settings.model_copy(update={"temperature": opts.temperature})
+    return WriterContext(llm=LLM(app.backend, settings, bus), settings=app.settings, emit=bus, app=app)
+
+
 def _source_list(sources: Any) -> list[str]:
     if sources is None:
         return []
@@ -185,8 +193,8 @@ def plan_only(app: "Agentlong", instruction: str, *, words: int, outline: Any = 
     instruction, target = check_instruction(instruction), check_target(words)
     if outline is not None:
         return normalize_outline(outline, target)
-    ctx = WriterContext.from_app(app, emit)
-    return plan_outline(ctx.llm, instruction, target, options or WriterOptions())
+    opts = options or WriterOptions()
+    return plan_outline(_context(app, emit, opts).llm, instruction, target, opts)
 
 
 def write(app: "Agentlong", instruction: str, *, words: int, sources: Any = None, outline: Any = None,
@@ -202,7 +210,7 @@ def write(app: "Agentlong", instruction: str, *, words: int, sources: Any = None
     opts = options or WriterOptions()
     user = normalize_outline(outline, target) if outline is not None else None
     source_list = _source_list(sources)
-    ctx = WriterContext.from_app(app, emit or EventBus())
+    ctx = _context(app, emit, opts)
     ctx.sources = Sources.open(app, ctx.llm, source_list) if source_list else None
     started, started_at = time.perf_counter(), _now()
     thread = thread_id_for("writer", instruction, target, user.model_dump() if user else None, source_list,

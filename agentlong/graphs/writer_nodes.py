@@ -7,6 +7,7 @@ that tests call without a graph. Prompt sizes come from the model's window (``pa
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,10 @@ def options_of(state: dict) -> WriterOptions:
 
 def _section(state: dict) -> SectionPlan:
     return SectionPlan.model_validate(state["outline"][state["index"]])
+
+
+def _titles(state: dict) -> tuple[str, ...]:
+    return tuple(s["title"] for s in state["outline"])
 
 
 def _done_words(state: dict) -> int:
@@ -187,12 +192,15 @@ def draft(state: dict, runtime: Runtime[WriterContext]) -> dict:
         extra = _context(state, ctx, int(room * (1 - SHARES["tail"])), with_memory=False)
         variables = {**empty, **extra, "draft_tail": tail(before, min(room // 3, opts.tail_tokens * 2), ctx.llm.tokens)}
     cites = variables.pop("_cites")
-    completion = ctx.llm.call(prompt, max_tokens=max_tokens, system=SYSTEM, **variables)
-    text, dropped = dedupe(join_draft(before, clean_section(completion.text, sec.title)))
+    messages = ctx.llm.messages(prompt, system=SYSTEM, **variables)
+    completion = ctx.llm.send(messages, step=prompt, max_tokens=max_tokens)
+    seen = _seen_text(state, messages[-1].content) + "\n" + before
+    new, dropped = dedupe(clean_section(completion.text, sec.title, _titles(state)), seen_text=seen)
+    text = join_draft(before, new)
     text, note = _fit_length(text, completion.finish_reason, lo, hi, dropped)
     words = count_words(text)
     gained = words - words_before
-    stalled = bool(before) and gained < max(10, sec.budget // 20)
+    stalled = state.get("calls", 0) > 0 and gained < max(10, sec.budget // 20)  # a retry that added ~nothing
     if stalled:
         note = "; ".join(filter(None, [note, f"stalled: added {gained} words"]))
     attempt = {"action": "draft" if not before else "continue", "words": words, "tokens": completion.usage.completion_tokens, "note": note}
@@ -200,6 +208,12 @@ def draft(state: dict, runtime: Runtime[WriterContext]) -> dict:
     return {"draft": text, "calls": state.get("calls", 0) + 1, "attempts": [*state.get("attempts", []), attempt],
             "stalled": stalled, "cites": cites, "shown": [s["n"] for s in variables["sources"]],
             "ratio": _measure(ctx, text, state["ratio"])}
+
+
+def _seen_text(state: dict, prompt: str) -> str:
+    """Text a new draft must not repeat: the prompt without its source passages, and earlier sections."""
+    scaffold = re.sub(r"<document>.*?</document>", "", prompt, flags=re.DOTALL)
+    return "\n".join([scaffold, *(s["text"] for s in state.get("sections", []))])
 
 
 def _fit_length(text: str, finish: str | None, lo: int, hi: int, dropped: int) -> tuple[str, str]:
@@ -288,8 +302,10 @@ def revise(state: dict, runtime: Runtime[WriterContext]) -> dict:
     extra = _context(state, ctx, room // 2, with_memory=False)
     extra.pop("_cites")
     current = truncate_to_tokens(state["draft"], room // 2, ctx.llm.tokens)
-    completion = ctx.llm.call("writer_revise", max_tokens=max_tokens, system=SYSTEM, **{**empty, **extra, "text": current})
-    text, dropped = dedupe(clean_section(completion.text, sec.title))
+    messages = ctx.llm.messages("writer_revise", system=SYSTEM, **{**empty, **extra, "text": current})
+    completion = ctx.llm.send(messages, step="writer_revise", max_tokens=max_tokens)
+    scaffold = messages[-1].content.replace(current, "")  # the draft under revision may be kept
+    text, dropped = dedupe(clean_section(completion.text, sec.title, _titles(state)), seen_text=_seen_text(state, scaffold))
     text, note = _fit_length(text, completion.finish_reason, lo, hi, dropped)
     if count_words(text) < 0.3 * count_words(state["draft"]):  # a collapsed rewrite would lose work
         text, note = state["draft"], "rewrite too short; kept the previous version"
@@ -365,7 +381,7 @@ def _continuity(state: dict, ctx: WriterContext, sections: list[dict]) -> list[d
                      "paragraph": first, "words": words, "unit": state["unit"]}
         completion = ctx.llm.call("writer_continuity", max_tokens=_max_tokens(state, ctx, int(words * 1.3)),
                                   system=SYSTEM, **variables)
-        new = complete_sentences(clean_section(completion.text, sec["title"]).split("\n\n")[0])
+        new = complete_sentences(clean_section(completion.text, sec["title"], _titles(state)).split("\n\n")[0])
         if words and 0.6 * words <= count_words(new) <= 1.5 * words:
             text = f"{new}\n\n{rest}" if rest else new
             attempt = {"action": "continuity", "words": count_words(text), "tokens": completion.usage.completion_tokens, "note": ""}

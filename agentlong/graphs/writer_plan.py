@@ -57,6 +57,7 @@ class WriterOptions(BaseModel):
     source_tokens: int = Field(700, ge=0, description="cap on source passages in a prompt")
     max_call_tokens: int = Field(1536, ge=64, description="cap on the output tokens of one drafting call")
     tokens_per_word: float | None = Field(None, gt=0, description="override the measured tokens-per-word ratio")
+    temperature: float | None = Field(0.7, ge=0, le=2, description="sampling temperature of the writer's calls (greedy decoding makes small models loop); None = settings.temperature")
 
 
 class SectionPlan(BaseModel):
@@ -242,7 +243,7 @@ class _PlanItem(BaseModel):
 def _plan_model(k: int) -> type[BaseModel]:
     return create_model(
         "WriterPlan",
-        title=(str, Field(max_length=_TITLE_CHARS)),
+        document_title=(str, Field(max_length=_TITLE_CHARS)),
         sections=(list[_PlanItem], Field(json_schema_extra={"minItems": k, "maxItems": k})),
     )
 
@@ -263,7 +264,7 @@ def plan_outline(llm: "LLM", instruction: str, target: int, options: WriterOptio
         if not got:
             break  # the model returned no usable section: the outline is padded below
         items.extend(got)
-        title = title or plan.title.strip()  # type: ignore[attr-defined]
+        title = title or plan.document_title.strip()  # type: ignore[attr-defined]
     budgets = rescale([it.words for it in items], target)
     sections = [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
                 for it, b in zip(items, budgets)]

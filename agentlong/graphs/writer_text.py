@@ -24,6 +24,7 @@ _SEGMENT = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"”’')\]]*|(?=\
 _SENT_END = re.compile(r"[.!?。！？][\"”’')\]]*(?=\s|$)")
 _PREAMBLE = re.compile(r"^\s*(sure|certainly|of course|okay|here is|here's|below is)\b[^\n]*[:!.]\s*\n", re.IGNORECASE)
 _HEAD = re.compile(r"^(#{1,6})\s+(.*)$", re.MULTILINE)
+_FRAGMENT = re.compile(r"^\s*(?=\S)(?:[*#>\-+_\d.)\s]*|</?[a-z]+>|\"\"\"|```)\s*$")  # markup only: "**1.", "---", "<document>"
 _LABEL = re.compile(r"^\s*(\*\*)?(section|part|chapter)\s+\d+[^\n]{0,80}\n", re.IGNORECASE)
 
 
@@ -52,11 +53,34 @@ def trim_to(text: str, max_words: int, min_words: int = 0) -> str:
     return text[: units[max_words - 1].end()].rstrip() + "." if max_words > 0 and units else ""
 
 
-def dedupe(text: str, min_words: int = 4) -> tuple[str, int]:
-    """Drop sentences/lines (of ``min_words`` or more) that already appeared earlier; returns (text, dropped)."""
-    seen: set[str] = set()
+def _dedupe_lines(text: str, seen: set[str]) -> tuple[str, int]:
+    """Drop whole lines (headings, bold labels, list items, paragraphs) that repeat an earlier line."""
     keep: list[str] = []
-    last, dropped = 0, 0
+    dropped = 0
+    for line in text.split("\n"):
+        key = _norm(line)
+        if key and key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        keep.append(line)
+    return "\n".join(keep), dropped
+
+
+def _keys(text: str) -> tuple[set[str], set[str]]:
+    lines = {k for line in text.split("\n") if (k := _norm(line))}
+    return lines, {_norm(m.group()) for m in _SEGMENT.finditer(text)}
+
+
+def dedupe(text: str, min_words: int = 4, seen_text: str = "") -> tuple[str, int]:
+    """Drop repeated lines, then sentences (of ``min_words`` or more) seen earlier; returns (text, dropped).
+
+    ``seen_text`` counts as already written: the prompt (an echo of it is dropped) and earlier sections.
+    """
+    seen_lines, seen = _keys(seen_text) if seen_text else (set(), set())
+    text, dropped = _dedupe_lines(text, seen_lines)
+    keep: list[str] = []
+    last = 0
     for m in _SEGMENT.finditer(text):
         key = _norm(m.group())
         if count_words(m.group()) >= min_words and key in seen:
@@ -73,16 +97,28 @@ def dedupe(text: str, min_words: int = 4) -> tuple[str, int]:
     return re.sub(r"(?<=\S) {2,}(?=\S)", " ", out).strip(), dropped
 
 
-def clean_section(text: str, title: str) -> str:
-    """Strip a chatty preamble and a leading heading/label; demote # and ## headings inside to ###."""
+def clean_section(text: str, title: str, titles: tuple[str, ...] = ()) -> str:
+    """Strip a chatty preamble, a leading heading/label, title-only lines and bare list markers;
+    demote # and ## headings inside to ###.
+
+    ``titles`` are other outline titles: a heading or bold line that only repeats one is dropped.
+    """
     out = _PREAMBLE.sub("", text.strip(), count=1).lstrip()
     for _ in range(2):
         m = _HEAD.match(out)
         if m and (_norm(m.group(2)) == _norm(title) or _norm(title) in _norm(m.group(2)) or len(m.group(1)) <= 2):
             out = out[m.end():].lstrip()
         out = _LABEL.sub("", out, count=1).lstrip() if _LABEL.match(out) else out
-    out = _HEAD.sub(lambda m: ("### " if len(m.group(1)) <= 2 else m.group(1) + " ") + m.group(2), out)
-    return out.strip()
+    names = {_norm(t) for t in (title, *titles, "introduction", "conclusion")}
+    lines = [line for line in out.split("\n") if not _FRAGMENT.match(line) and not _title_line(line, names)]
+    out = _HEAD.sub(lambda m: ("### " if len(m.group(1)) <= 2 else m.group(1) + " ") + m.group(2), "\n".join(lines))
+    return re.sub(r"\n{3,}", "\n\n", out).strip()
+
+
+def _title_line(line: str, names: set[str]) -> bool:
+    bare = line.strip()
+    structural = bare.startswith("#") or (bare.startswith("**") and bare.rstrip(":").endswith("**")) or len(bare.split()) <= 8
+    return structural and _norm(re.sub(r"^[#*\s\d.)]+", "", bare)) in names
 
 
 def join_draft(draft: str, more: str) -> str:

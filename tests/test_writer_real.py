@@ -1,0 +1,44 @@
+"""The writer on the real default GGUF (``llama_backend`` fixture): ~600 words in 3 sections.
+
+What the writer guarantees, and what this checks: the model's plan is rescaled so budgets sum to
+the target; the Markdown has one heading per section; no section is longer than its budget +15%;
+a section below -15% says why (the extension stalled, or hit the call cap) and its attempts
+show it; every section was reviewed; no prompt scaffolding leaks into the text.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agentlong import Agentlong
+from agentlong.graphs.writer import WriterOptions, write
+from agentlong.wordcount import bounds, count_words
+
+pytestmark = pytest.mark.slow
+
+
+def test_real_model_writes_600_words_in_3_sections(llama_backend):
+    app = Agentlong(model="llama:qwen2.5-coder-0.5b", backend=llama_backend)
+    options = WriterOptions(sections=3, max_calls=3, max_revisions=1)
+    res = write(app, "Write a short guide for beginners on keeping houseplants alive.", words=600,
+                options=options, checkpoint=False)
+
+    assert len(res.outline) == 3 and sum(s.budget for s in res.outline) == 600
+    assert res.text.startswith("# ") and res.text.count("\n## ") == 3
+    assert [s.title for s in res.sections] == [s.title for s in res.outline]
+    for s in res.sections:
+        lo, hi = bounds(s.budget)
+        assert s.words == count_words(s.text) and s.words <= hi
+        assert s.within_tolerance == (lo <= s.words <= hi)
+        drafting = [a for a in s.attempts if a.action in ("draft", "continue")]
+        if s.within_tolerance:
+            assert s.length == "on_target"
+        elif s.length == "stalled":
+            assert "stalled" in s.attempts[-1].note
+        else:
+            assert s.length == "call_cap" and len(drafting) >= options.max_calls
+        assert any(v.by == "model" for v in s.verdicts)
+        assert s.revisions <= 1
+        assert "<document>" not in s.text and "write this section now" not in s.text
+    assert res.words >= 0.3 * 600  # the model writes something of substance
+    assert res.usage.calls >= 1 + 3 * 2 and res.record is not None
