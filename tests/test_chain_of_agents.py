@@ -155,7 +155,7 @@ def test_note_passes_verified_quotes_to_later_workers_and_the_manager():
     doc = document(150, {20: NEEDLE, 120: "The secret code was later painted on the mast."})
     reader = Reader(invent=True)
     ctx, fake = make_ctx(reader)
-    answer = coa.run(ctx, [doc], QUESTION, checkpoint=False)
+    answer = coa.run(ctx, [doc], QUESTION, checkpoint=False, worker_note="full")
     prompts = worker_prompts(fake)
     n = len(prompts)
     assert n >= 4 and reader.counts["read"] == n
@@ -190,10 +190,10 @@ def test_every_call_fits_the_window_and_notes_are_compressed_by_a_model_call(win
     doc = document(paragraphs, {40: NEEDLE, paragraphs - 50: "The secret code was painted red."})
     reader = Reader(extra=4)  # four filler quotes per part make the note grow past its budget
     ctx, fake = make_ctx(reader, window=window, note_tokens=note)
-    answer = coa.run(ctx, [doc], QUESTION, checkpoint=False)
+    answer = coa.run(ctx, [doc], QUESTION, checkpoint=False, worker_note="full")
     assert_calls_fit(fake)
     assert reader.counts["compress"] >= 1
-    budget = coa.plan_budget(ctx.llm, [doc], QUESTION, "qa", None)
+    budget = coa.plan_budget(ctx.llm, [doc], QUESTION, "qa", None, worker_note="full")
     assert budget["note"] == note
     for prompt in worker_prompts(fake):
         if "<document source=\"notes" in prompt:
@@ -207,9 +207,11 @@ def test_every_call_fits_the_window_and_notes_are_compressed_by_a_model_call(win
 def test_chunk_size_comes_from_the_window_minus_prompt_note_and_output():
     llm = LLM(FakeBackend(context_window=2048), Settings(model="fake"))
     doc = document(5)
-    budget = coa.plan_budget(llm, [doc], QUESTION, "qa", None)
+    budget = coa.plan_budget(llm, [doc], QUESTION, "qa", None, worker_note="full")
     assert budget["chunk"] + budget["fixed_worker"] + budget["note"] + budget["worker_out"] <= 2048 * 0.95
-    longer = coa.plan_budget(llm, [doc], QUESTION + " Also " * 60, "qa", None)
+    blind = coa.plan_budget(llm, [doc], QUESTION, "qa", None)  # auto: question workers do not see the note
+    assert blind["worker_note"] == "none" and blind["chunk"] > budget["chunk"] + budget["note"] // 2
+    longer = coa.plan_budget(llm, [doc], QUESTION + " Also " * 60, "qa", None, worker_note="full")
     assert longer["chunk"] < budget["chunk"]  # a longer question leaves less room for text
     assert coa.plan_budget(llm, [doc], QUESTION, "qa", None, chunk_tokens=100)["chunk"] == 100
 
@@ -347,3 +349,45 @@ def test_reworded_quotes_snap_to_the_real_sentence_and_mixed_inventions_are_drop
         ("Mr. Bingley's favourite horse was a grey mare called Moonlight.", "fuzzy", 12),
         ("It rained all week.", "exact", 10)]
     assert found[0].char_start == 100 + text.index("Mr. Bingley")
+
+
+@pytest.mark.parametrize("task,view,shows_facts,shows_quotes", [
+    ("qa", "auto", False, False), ("summary", "auto", True, False), ("qa", "facts", True, False),
+    ("qa", "none", False, False), ("summary", "full", True, True)])
+def test_what_workers_see_of_the_note(task, view, shows_facts, shows_quotes):
+    reader = Reader(keyword="secret code")
+    ctx, fake = make_ctx(reader)
+    doc = document(150, {10: NEEDLE})
+    answer = coa.run(ctx, [doc], QUESTION if task == "qa" else "", task=task, words=100, checkpoint=False,
+                     worker_note=view)
+    later = worker_prompts(fake)[-1]
+    assert ("Findings:" in later) == shows_facts
+    assert (f'"{NEEDLE}"' in later) == shows_quotes
+    assert NEEDLE in [e.quote for e in answer.evidence]  # the manager always gets the quotes
+
+
+def test_question_facts_without_a_verified_quote_are_not_kept():
+    class Chatty(Reader):
+        def read(self, prompt):
+            reply = super().read(prompt)
+            reply["facts"].append(f"Part {self.counts['read']} hints the code might be 1234.")  # ungrounded
+            return reply
+
+    reader = Chatty()
+    ctx, fake = make_ctx(reader)
+    coa.run(ctx, [document(150, {90: NEEDLE})], QUESTION, checkpoint=False)
+    manager = fake.calls[-1].messages[-1].content
+    assert reader.counts["read"] >= 4 and manager.count("1234") == 1  # only the part whose quote verified
+
+
+def test_an_answer_without_citations_cites_the_quotes_it_comes_from():
+    class Uncited(Reader):
+        def answer(self, prompt):
+            reply = super().answer(prompt)
+            return {**reply, "answer": "It is 7421.", "citations": []}
+
+    ctx, fake = make_ctx(Uncited())
+    doc = document(150, {20: "The weather was secret code grey.", 90: NEEDLE})
+    answer = coa.run(ctx, [doc], QUESTION, checkpoint=False)
+    assert [c.evidence.quote for c in answer.citations] == [NEEDLE] and answer.text == "It is 7421. [2]"
+    assert answer.trace[-1].detail == "1 citations (inferred)"

@@ -462,3 +462,25 @@ def test_prompt_echo_and_repeats_of_earlier_sections_are_dropped():
     res = write(app, "Write about plants.", words=50, outline=["Roses", "Tulips"], checkpoint=False,
                 options=WriterOptions(max_calls=1))
     assert res.sections[1].text == "Tulips bloom early in spring each year."
+
+
+def test_sdk_facade_writes_with_a_checkpoint(agentlong_home):
+    app, _ = app_for(Model(words_per_call=100))
+    res = app.write("Write about plants.", words=200, outline=["Topic A plants", "Topic B plants"])
+    assert [s.words for s in res.sections] == [100, 100] and not res.resumed
+    assert (agentlong_home / "checkpoints.sqlite").exists()
+
+
+def test_crash_in_review_resumes_at_the_review():
+    crashing = Model(words_per_call=100, fail_on="Section 2 of 3 is")
+    app, _ = app_for(crashing)
+    with pytest.raises(RuntimeError):
+        write(app, "Write about plants.", words=300, outline=OUTLINE3)
+    events = []
+    fresh = Model(words_per_call=100)
+    fresh.counter = itertools.count(1000)
+    app2, _ = app_for(fresh)
+    res = write(app2, "Write about plants.", words=300, outline=OUTLINE3, emit=events.append)
+    assert res.resumed and fresh.count("Write section 2 of 3") == 0 and fresh.count("Section 2 of 3 is") == 1
+    texts = [e.text for e in events if isinstance(e, TextDelta)]
+    assert [t.split("\n")[0] for t in texts] == ["## Topic A plants", "## Topic B plants", "## Topic C plants"]

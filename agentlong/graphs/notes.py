@@ -232,20 +232,9 @@ def snap_to_sentence(quote: str, text: str, *, coverage: float = 0.8) -> tuple[i
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each sentence, whitespace trimmed."""
-    spans, start = [], 0
-    for m in _SENTENCE_END.finditer(text):
-        end = m.start() + len(m.group().rstrip())
-        spans.append((start, end))
-        start = m.end()
-    spans.append((start, len(text)))
-    out = []
-    for a, b in spans:
-        piece = text[a:b]
-        a2 = a + len(piece) - len(piece.lstrip())
-        b2 = a + len(piece.rstrip())
-        if b2 > a2:
-            out.append((a2, b2))
-    return out
+    cuts = [0, *(m.end() for m in _SENTENCE_END.finditer(text)), len(text)]
+    pieces = ((a, text[a:b]) for a, b in zip(cuts, cuts[1:]))
+    return [(a + len(p) - len(p.lstrip()), a + len(p.rstrip())) for a, p in pieces if p.strip()]
 
 
 def verify_quotes(quotes: list[str], chunk: Chunk) -> list[Evidence]:

@@ -177,37 +177,39 @@ def draft(state: dict, runtime: Runtime[WriterContext]) -> dict:
     before = state.get("draft", "")
     words_before = count_words(before)
     max_tokens = _max_tokens(state, ctx, hi - words_before)
-    base = _base_vars(state)
-    if not before:
-        prompt = "writer_section"
-        empty = {**base, "outline": _outline_window(state), "budget": sec.budget, "summary": "", "earlier": [],
-                 "sources": [], "previous_tail": ""}
-        extra = _context(state, ctx, _room(ctx, prompt, max_tokens, empty), with_memory=True)
-        variables = {**empty, **extra}
-    else:
-        prompt = "writer_continue"
-        need = max(sec.budget - words_before, 10)
-        empty = {**base, "words": words_before, "need": need, "draft_tail": "", "sources": []}
-        room = _room(ctx, prompt, max_tokens, empty)
-        extra = _context(state, ctx, int(room * (1 - SHARES["tail"])), with_memory=False)
-        variables = {**empty, **extra, "draft_tail": tail(before, min(room // 3, opts.tail_tokens * 2), ctx.llm.tokens)}
+    prompt, variables = _draft_prompt(state, ctx, before, max_tokens)
     cites = variables.pop("_cites")
     messages = ctx.llm.messages(prompt, system=SYSTEM, **variables)
     completion = ctx.llm.send(messages, step=prompt, max_tokens=max_tokens)
     seen = _seen_text(state, messages[-1].content) + "\n" + before
     new, dropped = dedupe(clean_section(completion.text, sec.title, _titles(state)), seen_text=seen)
-    text = join_draft(before, new)
-    text, note = _fit_length(text, completion.finish_reason, lo, hi, dropped)
+    text, note = _fit_length(join_draft(before, new), completion.finish_reason, lo, hi, dropped)
     words = count_words(text)
-    gained = words - words_before
-    stalled = state.get("calls", 0) > 0 and gained < max(10, sec.budget // 20)  # a retry that added ~nothing
+    stalled = state.get("calls", 0) > 0 and words - words_before < max(10, sec.budget // 20)  # a retry that added ~nothing
     if stalled:
-        note = "; ".join(filter(None, [note, f"stalled: added {gained} words"]))
-    attempt = {"action": "draft" if not before else "continue", "words": words, "tokens": completion.usage.completion_tokens, "note": note}
+        note = "; ".join(filter(None, [note, f"stalled: added {words - words_before} words"]))
+    attempt = {"action": "continue" if before else "draft", "words": words,
+               "tokens": completion.usage.completion_tokens, "note": note}
     ctx.emit(Progress(task="words", done=_done_words(state) + words, total=state["target"], detail=sec.title))
     return {"draft": text, "calls": state.get("calls", 0) + 1, "attempts": [*state.get("attempts", []), attempt],
             "stalled": stalled, "cites": cites, "shown": [s["n"] for s in variables["sources"]],
             "ratio": _measure(ctx, text, state["ratio"])}
+
+
+def _draft_prompt(state: dict, ctx: WriterContext, before: str, max_tokens: int) -> tuple[str, dict[str, Any]]:
+    """The section prompt (with memory) for a first draft, else the continuation prompt (with the tail)."""
+    opts, sec, base = options_of(state), _section(state), _base_vars(state)
+    if not before:
+        empty = {**base, "outline": _outline_window(state), "budget": sec.budget, "summary": "", "earlier": [],
+                 "sources": [], "previous_tail": ""}
+        extra = _context(state, ctx, _room(ctx, "writer_section", max_tokens, empty), with_memory=True)
+        return "writer_section", {**empty, **extra}
+    words = count_words(before)
+    empty = {**base, "words": words, "need": max(sec.budget - words, 10), "draft_tail": "", "sources": []}
+    room = _room(ctx, "writer_continue", max_tokens, empty)
+    extra = _context(state, ctx, int(room * (1 - SHARES["tail"])), with_memory=False)
+    return "writer_continue", {**empty, **extra,
+                               "draft_tail": tail(before, min(room // 3, opts.tail_tokens * 2), ctx.llm.tokens)}
 
 
 def _seen_text(state: dict, prompt: str) -> str:
@@ -257,6 +259,7 @@ def after_draft(state: dict) -> str:
 def review(state: dict, runtime: Runtime[WriterContext]) -> dict:
     """A reviewer call (schema-constrained) plus checks in code; records the verdicts."""
     ctx, sec = runtime.context, _section(state)
+    _announce_resume(state, ctx)
     variables = {**_base_vars(state), "text": "", "truncated": False}
     max_tokens = 320
     room = _room(ctx, "writer_review", max_tokens, variables)
@@ -294,6 +297,7 @@ def _latest_round(state: dict) -> list[dict]:
 def revise(state: dict, runtime: Runtime[WriterContext]) -> dict:
     """Rewrite a failed section with the reviewer's problems; the draft loop then fixes its length."""
     ctx, opts, sec = runtime.context, options_of(state), _section(state)
+    _announce_resume(state, ctx)
     lo, hi = _bounds(sec.budget, opts.tolerance)
     problems = [p for v in _latest_round(state) if not v["passed"] for p in v["problems"]] or ["it does not cover its points"]
     max_tokens = _max_tokens(state, ctx, hi)
@@ -318,6 +322,7 @@ def revise(state: dict, runtime: Runtime[WriterContext]) -> dict:
 def commit(state: dict, runtime: Runtime[WriterContext]) -> dict:
     """Finish the section: citations, record, events; move to the next section."""
     ctx, opts, sec, i = runtime.context, options_of(state), _section(state), state["index"]
+    _announce_resume(state, ctx)
     shown = {c["n"]: c["chunk"]["text"] for c in state.get("cites", []) if c["n"] in set(state.get("shown", []))}
     text, cited = attribute(state["draft"], shown) if shown else (state["draft"], [])
     words = count_words(text)
@@ -360,6 +365,7 @@ def after_commit(state: dict) -> str:
 def assemble(state: dict, runtime: Runtime[WriterContext]) -> dict:
     """Optional continuity pass, then Markdown with headings and a Sources list."""
     ctx = runtime.context
+    _announce_resume(state, ctx)
     sections = sorted({s["index"]: s for s in state.get("sections", [])}.values(), key=lambda s: s["index"])
     if options_of(state).continuity:
         sections = _continuity(state, ctx, sections)
