@@ -173,13 +173,14 @@ def run_one(strategy: str, backend, settings, doc, q: dict, chunk_tokens: int | 
     return {"strategy": strategy, "kind": q["kind"], "question": q["question"], "answer": text[:300],
             "score": ok, "cites_needle": bool(answer and ok and cites_needle(q, answer)),
             "citations_verified": verified, "seconds": round(seconds, 1), "calls": usage.calls,
-            "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens, "error": error}
+            "prompt_tokens": usage.prompt_tokens, "cached_tokens": usage.cached_tokens,
+            "completion_tokens": usage.completion_tokens, "error": error}
 
 
 # -- report -----------------------------------------------------------------------------------------
 def report(rows: list[dict], strategies: list[str], doc_tokens: int) -> None:
     print(f"\n{'strategy':<10} {'single':>8} {'multi':>6} {'count':>6} {'seconds':>8} {'calls':>6} "
-          f"{'prompt/doc':>10} {'cites':>6} {'verified':>8}")
+          f"{'prompt/doc':>10} {'uncached':>8} {'cites':>6} {'verified':>8}")
     base = {}
     for s in strategies:
         mine = [r for r in rows if r["strategy"] == s]
@@ -189,9 +190,10 @@ def report(rows: list[dict], strategies: list[str], doc_tokens: int) -> None:
         right = [r for r in mine if r["score"] > 0]
         seconds = sum(r["seconds"] for r in mine)
         ratio = sum(r["prompt_tokens"] for r in mine) / max(1, len(mine) * doc_tokens)
+        uncached = sum(r["prompt_tokens"] - r["cached_tokens"] for r in mine) / max(1, len(mine) * doc_tokens)
         base.setdefault("seconds", seconds)
         print(f"{s:<10} {_pct(singles):>8} {_pct(multi):>6} {_pct(count):>6} {seconds:>8.0f} "
-              f"{sum(r['calls'] for r in mine):>6} {ratio:>10.2f} {sum(r['cites_needle'] for r in right):>3}/"
+              f"{sum(r['calls'] for r in mine):>6} {ratio:>10.2f} {uncached:>8.2f} {sum(r['cites_needle'] for r in right):>3}/"
               f"{len(right):<2} {sum(r['citations_verified'] for r in mine):>5}/{len(mine)}")
     print(f"\nwall time relative to {strategies[0]}: " + ", ".join(
         f"{s} {sum(r['seconds'] for r in rows if r['strategy'] == s) / max(base['seconds'], 1e-9):.2f}x"

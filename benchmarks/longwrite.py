@@ -43,9 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", default="llama:qwen2.5-coder-0.5b", help="model string")
     p.add_argument("--n-ctx", type=int, default=32768, help="llama.cpp context (both sides share the model)")
     p.add_argument("--n-threads", type=int, default=None, help="llama.cpp threads (1 is faster on a busy machine)")
+    p.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of both sides (the writer's default)")
     p.add_argument("--section-words", type=int, default=450, help="writer: aimed words per section")
     p.add_argument("--no-review", action="store_true", help="writer: skip the reviewer calls")
     p.add_argument("--skip-direct", action="store_true", help="run the writer only")
+    p.add_argument("--direct-cap", type=float, default=4.0,
+                   help="direct call max_tokens = this x required length x tokens/word (4: S_l is 0 beyond anyway; "
+                        "a lower cap can only raise the direct call's score)")
     p.add_argument("--json-out", type=Path, help="save per-prompt results as JSON here")
     return p.parse_args(argv)
 
@@ -83,13 +87,13 @@ def run_writer(app, rec: dict, args: argparse.Namespace) -> dict:
 
     started = time.perf_counter()
     res = write(app, rec["prompt"], words=rec["length"], checkpoint=False,
-                options=WriterOptions(section_words=args.section_words, review=not args.no_review))
+                options=WriterOptions(section_words=args.section_words, review=not args.no_review, temperature=None))
     wall = time.perf_counter() - started
     on_target = sum(s.within_tolerance for s in res.sections)
     return _scored(rec, res.text, wall, res.usage, extra={"sections": len(res.sections), "on_target": on_target})
 
 
-def run_direct(app, rec: dict) -> dict:
+def run_direct(app, rec: dict, cap: float) -> dict:
     from agentlong.types import Message
     from agentlong.wordcount import has_cjk
 
@@ -97,7 +101,7 @@ def run_direct(app, rec: dict) -> dict:
     messages = [Message(role="user", content=rec["prompt"])]
     ratio = 1.0 if has_cjk(rec["prompt"]) else 1.4  # generous tokens per word: the cap must not bind below 4x
     room = llm.window - llm.tokens(rec["prompt"]) - 64
-    max_tokens = max(64, min(room, math.ceil(4 * rec["length"] * ratio)))
+    max_tokens = max(64, min(room, math.ceil(cap * rec["length"] * ratio)))
     started = time.perf_counter()
     completion = llm.send(messages, step="direct", max_tokens=max_tokens)
     wall = time.perf_counter() - started
@@ -123,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     if not prompts:
         sys.exit("no prompt matches --min-words/--max-words/--lang")
     llama = LlamaSettings(n_ctx=args.n_ctx, n_threads=args.n_threads)
-    app = Agentlong(settings=Settings(model=args.model, llama=llama))
-    print(f"model {args.model}, n_ctx {app.backend.context_window()}, {len(prompts)} prompts "
+    app = Agentlong(settings=Settings(model=args.model, llama=llama, temperature=args.temperature))
+    print(f"model {args.model}, n_ctx {app.backend.context_window()}, temperature {args.temperature}, {len(prompts)} prompts "
           f"({', '.join(str(p['length']) for p in prompts)} words)", flush=True)
     head = f"{'set':5} {'line':>4} {'target':>6} | {'writer words':>12} {'S_l':>5} {'wall s':>7} {'tok':>6} {'w/s':>5}"
     head += "" if args.skip_direct else f" | {'direct words':>12} {'S_l':>5} {'wall s':>7} {'tok':>6} {'w/s':>5}"
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for rec in prompts:
         w = run_writer(app, rec, args)
-        d = None if args.skip_direct else run_direct(app, rec)
+        d = None if args.skip_direct else run_direct(app, rec, args.direct_cap)
         rows.append({"set": rec["set"], "line": rec["line"], "length": rec["length"], "type": rec["type"], "writer": w, "direct": d})
         line = f"{rec['set']:5} {rec['line']:>4} {rec['length']:>6} | {_cells(w)}"
         print(line + ("" if d is None else f" | {_cells(d)}"), flush=True)

@@ -94,7 +94,7 @@ class Reader:
         if self.invent:
             quotes.append("The captain announced that the code had been changed to 9999.")
         facts = [f"The text says: {q}" for q in quotes if self.keyword in q][:3]
-        return {"quotes": quotes[:5], "facts": facts, "score": 9 if facts else 0}
+        return {"quotes": quotes[:4], "facts": facts, "score": 9 if facts else 0}
 
     def compress(self, prompt: str) -> dict:
         self.counts["compress"] += 1

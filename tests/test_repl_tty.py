@@ -58,8 +58,11 @@ class Terminal:
 
     def dead(self) -> int | None:
         """The exit status once the program has ended, else None."""
-        out = self._tmux("display-message", "-p", "-t", "0", "#{pane_dead} #{pane_dead_status}").split()
-        return int(out[1]) if out and out[0] == "1" else None
+        dead, status, signal = self._tmux("display-message", "-p", "-t", "0",
+                                          "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").strip().split(":")
+        if dead != "1" or not (status or signal):
+            return None  # running, or tmux has not recorded how it ended yet (polled again)
+        return int(status) if status else -int(signal)  # -N: killed by signal N
 
     def wait_exit(self, timeout: float = WAIT_S) -> int:
         deadline = time.monotonic() + timeout

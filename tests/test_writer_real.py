@@ -42,3 +42,29 @@ def test_real_model_writes_600_words_in_3_sections(llama_backend):
         assert "<document>" not in s.text and "write this section now" not in s.text
     assert res.words >= 0.3 * 600  # the model writes something of substance
     assert res.usage.calls >= 1 + 3 * 2 and res.record is not None
+
+
+def test_writing_from_an_indexed_corpus_cites_it(tmp_path):
+    """Sources by corpus name: real embedder + embedded Chroma, a scripted model that copies a source fact."""
+    from agentlong.backends.fake import FakeBackend
+    from agentlong.events import EventBus
+    from agentlong.store.corpus import index_paths
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Ferns like humid air and indirect light.\n\nA snake plant survives weeks without water.\n")
+
+    def respond(messages):
+        prompt = messages[-1].content
+        if "Review the section" in prompt:
+            return {"summary": "About snake plants.", "problems": [], "passes": True}
+        return "A snake plant survives weeks without water, so it suits busy owners."
+
+    fake = FakeBackend(mode="keyed", responses={}, default=respond)
+    app = Agentlong(model="fake", backend=fake)
+    index_paths(app, [str(notes)], name="plant-notes", emit=EventBus())
+    res = write(app, "Write about easy houseplants.", words=60, outline=["Snake plants need little water"],
+                sources=["plant-notes"], options=WriterOptions(max_calls=1), checkpoint=False)
+    prompt = next(c.prompt for c in fake.calls if "Write section" in c.prompt)
+    assert "<document>" in prompt and "snake plant survives weeks" in prompt
+    assert "[1]" in res.sections[0].text and res.citations[0].evidence.source.endswith("notes.txt")
+    assert "## Sources" in res.text and "notes.txt:" in res.text

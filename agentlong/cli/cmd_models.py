@@ -81,7 +81,8 @@ def run_pull(args: argparse.Namespace) -> int:
 
     name = args.name or DEFAULT_LOCAL
     with render.ProgressView(enabled=not getattr(args, "quiet", False)) as view:
-        path = pull(name, progress=lambda done, total: view(Progress(task=f"join {name}", done=done, total=total)))
+        path = pull(name, progress=lambda done, total: view(
+            Progress(task=f"join {name} (MB)", done=done // 1_000_000, total=total // 1_000_000)))
     print(path)
     return 0
 

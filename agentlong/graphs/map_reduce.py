@@ -2,7 +2,8 @@
 
 Map: one ``Send`` per chunk (run in parallel up to ``backend.max_concurrency``); each map call
 returns schema-constrained JSON — verbatim quotes (checked with ``verify.locate``; the rest are
-dropped), short findings and a 0-10 relevance score. Reduce: while the findings do not fit the
+dropped), short findings and a 0-10 relevance score, shown to the reducer with the findings. For a
+question, a part's findings count only when at least one of its quotes verified. Reduce: while the findings do not fit the
 answer prompt, pack them in document order into groups that fit the collapse prompt and collapse
 each group with a model call (rewritten findings + the quotes it keeps), in parallel; repeat. Each
 round at least halves the number of findings, so the recursion limit is computed from
@@ -45,7 +46,6 @@ __all__ = ["run", "build_graph", "State", "MapNote", "Collapsed", "plan_budget",
 
 STRATEGY = "map-reduce"
 MAX_KEEP = 10
-RELEVANT = 3  # map score from which a part's findings count without a verified quote
 
 
 class MapNote(BaseModel):
@@ -145,7 +145,8 @@ def render_items(llm: LLM, items: list[dict]) -> tuple[str, list[dict]]:
     """Findings as the prompts show them, with quotes numbered 1..n across items; and those quotes."""
     rows, quotes = [], []
     for item in items:
-        rows.append({"label": item["label"], "facts": item["facts"], "quotes": numbered(item["quotes"], len(quotes) + 1)})
+        rows.append({"label": item["label"], "score": item["score"], "facts": item["facts"],
+                     "quotes": numbered(item["quotes"], len(quotes) + 1)})
         quotes.extend(item["quotes"])
     if not rows:
         return "", []
@@ -187,7 +188,8 @@ def map_chunk(state: MapInput, runtime: Runtime[RunContext]) -> dict:
         reply = llm.call_json("mr_map", MapNote, max_tokens=state["budget"]["map_out"],
                               **_map_vars(state["task"], state["question"], chunk, part, parts))
     found = verify_quotes(reply.quotes, chunk)
-    item = {"order": part, "label": str(part), "facts": clean_facts(reply.facts),
+    grounded = found or state["task"] == "summary"  # a question's facts need a verified quote behind them
+    item = {"order": part, "label": str(part), "facts": clean_facts(reply.facts) if grounded else [],
             "quotes": merge_evidence([], found), "score": max(0, min(10, reply.score))}
     item = cap_item(llm, item, state["budget"]["item"])
     detail = f"{len(found)}/{len(reply.quotes)} quotes verified, score {item['score']}"
@@ -200,7 +202,7 @@ def plan(state: State, runtime: Runtime[RunContext]) -> dict:
     llm, budget = runtime.context.llm, state["budget"]
     items = sorted(state["findings"], key=lambda it: it["order"])
     if state["task"] == "qa":
-        items = [it for it in items if it["quotes"] or (it["facts"] and it["score"] >= RELEVANT)]
+        items = [it for it in items if it["quotes"]]
     if llm.tokens(render_items(llm, items)[0]) <= budget["answer_in"]:
         return {"findings": {"reset": items}, "groups": []}
     groups = pack(llm, items, budget["collapse_in"])
@@ -223,7 +225,7 @@ def collapse(state: CollapseInput, runtime: Runtime[RunContext]) -> dict:
     base = {"order": group[0]["order"], "label": label, "facts": clean_facts(reply.facts), "quotes": [],
             "score": max(g["score"] for g in group)}
     room = state["budget"]["item"] - _cost(llm, base)
-    kept = fit_quotes(chosen, room, lambda q: _cost(llm, {"label": "", "facts": [], "quotes": [q]}))
+    kept = fit_quotes(chosen, room, lambda q: _cost(llm, {"label": "", "score": 0, "facts": [], "quotes": [q]}))
     item = cap_item(llm, {**base, "quotes": kept}, state["budget"]["item"])
     detail = f"{len(group)} items -> 1; kept {len(item['quotes'])}/{len(quotes)} quotes"
     ticker(ctx, f"collapse {state['round']}", state["groups"], detail)

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 Task = Literal["qa", "summary"]
-MAX_QUOTES = 5
+MAX_QUOTES = 4
 MAX_FACTS = 3
 DEFAULT_SUMMARY_WORDS = 300
 MIN_TEXT = 128  # fewest tokens of text (chunk or notes) a call may be planned with
@@ -44,8 +44,8 @@ NOT_FOUND = "Not found: the document does not contain an answer to this question
 
 # Lengths go into the JSON schema (grammar-constrained backends obey them, so a small model cannot
 # copy a whole page as one "sentence") but are not validated: a longer verbatim quote is still evidence.
-Quote = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 500})]
-Fact = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 240})]
+Quote = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 300})]
+Fact = Annotated[str, WithJsonSchema({"type": "string", "maxLength": 200})]
 
 
 class DirectAnswer(BaseModel):
