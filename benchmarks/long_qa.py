@@ -63,7 +63,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--n-ctx", type=int, default=4096, help="context window of the local model")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--tokens", type=int, default=16000, help="excerpt size in model tokens")
-    parser.add_argument("--singles", type=int, default=3, help=f"single-needle questions (max {len(SINGLES)})")
+    parser.add_argument("--singles", type=int, default=2, help=f"single-needle questions (max {len(SINGLES)})")
     parser.add_argument("--no-multi", dest="multi", action="store_false", help="skip the multi-needle question")
     parser.add_argument("--no-count", dest="count", action="store_false", help="skip the counting question")
     parser.add_argument("--count-times", type=int, default=4, help="times the counted sentence is planted")

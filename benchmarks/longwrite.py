@@ -90,7 +90,11 @@ def run_writer(app, rec: dict, args: argparse.Namespace) -> dict:
                 options=WriterOptions(section_words=args.section_words, review=not args.no_review, temperature=None))
     wall = time.perf_counter() - started
     on_target = sum(s.within_tolerance for s in res.sections)
-    return _scored(rec, res.text, wall, res.usage, extra={"sections": len(res.sections), "on_target": on_target})
+    detail = [{"budget": s.budget, "words": s.words, "length": s.length, "calls": [a.action for a in s.attempts],
+               "notes": [a.note for a in s.attempts if a.note], "review": [v.passed for v in s.verdicts]}
+              for s in res.sections]
+    return _scored(rec, res.text, wall, res.usage,
+                   extra={"sections": len(res.sections), "on_target": on_target, "detail": detail, "text": res.text})
 
 
 def run_direct(app, rec: dict, cap: float) -> dict:
@@ -106,7 +110,7 @@ def run_direct(app, rec: dict, cap: float) -> dict:
     completion = llm.send(messages, step="direct", max_tokens=max_tokens)
     wall = time.perf_counter() - started
     return _scored(rec, completion.text, wall, llm.usage, extra={"max_tokens": max_tokens,
-                                                                 "finish": completion.finish_reason})
+                                                                 "finish": completion.finish_reason, "text": completion.text})
 
 
 def _scored(rec: dict, text: str, wall: float, usage, extra: dict) -> dict:

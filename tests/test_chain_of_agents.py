@@ -391,3 +391,10 @@ def test_an_answer_without_citations_cites_the_quotes_it_comes_from():
     answer = coa.run(ctx, [doc], QUESTION, checkpoint=False)
     assert [c.evidence.quote for c in answer.citations] == [NEEDLE] and answer.text == "It is 7421. [2]"
     assert answer.trace[-1].detail == "1 citations (inferred)"
+
+
+def test_citation_markers_are_checked_against_the_quotes():
+    from agentlong.graphs.notes import cite
+
+    assert cite("Blue [1] and green [7].", [2], available=3) == ("Blue [1] and green. [2]", [1, 2])
+    assert cite("Nothing cited.", [], available=0) == ("Nothing cited.", [])

@@ -108,7 +108,7 @@ def test_long_input_specific_question_goes_rtr(tmp_path, monkeypatch):
     path = write(tmp_path, "long.txt", long_text())
     fake = FakeBackend(mode="keyed", context_window=1024, responses={
         "copy, word for word": {"quotes": [{"passage": 1, "text": FACT}]},
-        "Numbered evidence": {"found": True, "answer": "Crate forty-two [1].", "cite": [1]}})
+        "Numbered evidence": "Crate forty-two [1]."})
     opened = []
 
     def fake_open(app, resolved, emit):  # the real store is covered by test_rtr_real.py

@@ -11,7 +11,7 @@ from agentlong.errors import InputError, ParseError
 from agentlong.events import EventBus, Notice
 from agentlong.graphs import rtr
 from agentlong.graphs.common import RunContext
-from agentlong.graphs.evidence import NOT_FOUND, number_citations, verify_in
+from agentlong.graphs.evidence import NOT_FOUND, attribute, number_citations, says_not_found, verify_in
 from agentlong.graphs.retrieval import HybridSearch, InMemorySource, merge_passages, rrf
 from agentlong.llm import LLM
 from agentlong.settings import Settings
@@ -113,6 +113,14 @@ def test_citations_renumbered_in_order_of_use():
     assert [(c.n, c.evidence.char_start) for c in cites] == [(1, 20), (2, 0)]
 
 
+def test_answer_without_markers_cites_the_evidence_it_overlaps():
+    evidence = [_ev(0), _ev(1).model_copy(update={"quote": "The call sign was Blue Heron Seven."}), _ev(2)]
+    assert attribute("Blue Heron Seven", evidence) == [2]
+    assert attribute("B", evidence) == []  # nothing shared: the caller cites everything
+    assert says_not_found("[1]") and says_not_found("The evidence does not mention a parrot.")
+    assert not says_not_found("Blue Heron Seven [2].")
+
+
 def test_citations_appended_when_model_gives_no_markers():
     evidence = [_ev(0), _ev(1)]
     text, cites = number_citations("The answer is yes.", evidence, cited=[2])
@@ -129,7 +137,7 @@ def test_invented_quote_is_dropped_and_only_verified_evidence_is_cited():
             {"passage": 1, "text": "The keeper buried the key under the old oak tree by the river."},  # invented
             {"passage": 2, "text": FACT},
         ]},
-        "Numbered evidence": lambda msgs: {"found": True, "answer": "In the blue teapot [1].", "cite": [1]},
+        "Numbered evidence": lambda msgs: "In the blue teapot [1].",
     })
     events: list = []
     ans = rtr.run(context(fake, events), InMemorySource(chunks), "Where is the brass key?", checkpoint=False)
@@ -158,8 +166,8 @@ def test_no_verified_evidence_rewrites_once_then_says_not_found():
     assert shown(first) and not (shown(first) & shown(second))  # round 2 reads new chunks only
 
 
-@pytest.mark.parametrize("verdict", [{"found": False, "answer": "Not stated.", "cite": []},
-                                     {"found": True, "answer": "[1]", "cite": [1]}])  # a bare marker says nothing
+@pytest.mark.parametrize("verdict", ["The evidence does not mention the keeper's coat [1].",
+                                     "[1]"])  # a bare marker says nothing
 def test_model_saying_not_found_is_respected(verdict):
     _, chunks = story()
     fake = FakeBackend(mode="keyed", responses={
@@ -174,7 +182,7 @@ def test_quote_with_wrong_passage_number_still_verifies_in_its_call():
     _, chunks = story()
     fake = FakeBackend(mode="keyed", responses={
         "copy, word for word": {"quotes": [{"passage": 99, "text": FACT.lower()}]},
-        "Numbered evidence": {"found": True, "answer": "The teapot.", "cite": [1]},
+        "Numbered evidence": "The teapot.",
     })
     ans = rtr.run(context(fake), InMemorySource(chunks), "Where is the brass key?", checkpoint=False)
     assert ans.citations and ans.citations[0].evidence.quote == FACT  # snapped to the source's casing
@@ -239,7 +247,7 @@ def test_one_broken_extraction_batch_is_skipped_with_a_warning():
 
     fake = FakeBackend(mode="keyed", context_window=1024, responses={
         "copy, word for word": extraction,
-        "Numbered evidence": {"found": True, "answer": "Teapot [1].", "cite": [1]},
+        "Numbered evidence": "Teapot [1].",
     })
     settings = Settings(model="fake", chunking={"output_reserve": 128})
     events: list = []
@@ -259,7 +267,7 @@ def test_resume_after_a_crash_does_not_repeat_extraction(tmp_path):
     def reason(_msgs):
         if state.pop("fail", False):
             raise RuntimeError("killed")
-        return {"found": True, "answer": "Teapot [1].", "cite": [1]}
+        return "Teapot [1]."
 
     fake = FakeBackend(mode="keyed", responses={"copy, word for word": {"quotes": [{"passage": 1, "text": FACT}]},
                                                 "Numbered evidence": reason})

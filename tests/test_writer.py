@@ -231,7 +231,8 @@ def test_a_repeating_model_stalls_instead_of_looping():
     fake.default = "The same sentence about plants again and again. " * 5
     res = write(app, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(review=False),
                 checkpoint=False)
-    assert all(len(s.attempts) == 2 for s in res.sections)  # the continuation added nothing new
+    assert all(len(s.attempts) == 3 for s in res.sections)  # two calls in a row added nothing: stop (cap is 4)
+    assert all(s.length == "stalled" and "stalled" in s.attempts[-1].note for s in res.sections)
     assert res.sections[0].text.count("The same sentence") == 1
 
 

@@ -22,7 +22,8 @@ reserve − repair room, measured by rendering the prompt with empty text, so no
 >>> from agentlong.settings import Settings
 >>> from agentlong.types import Document
 >>> s = Settings(model="fake")
->>> fake = FakeBackend(mode="keyed", responses={"Question": {"quotes": ["The sky is green."], "answer": "Green [1].", "found": True}})
+>>> reply = {"quotes": ["The sky is green."], "answer": "Green [1].", "found": True}
+>>> fake = FakeBackend(mode="keyed", responses={"Question": reply})
 >>> doc = Document(id="d1", source="sky.txt", text="The sky is green. Grass is blue.", sha256="x")
 >>> answer = run(RunContext(llm=LLM(fake, s), settings=s), [doc], "What colour is the sky?", checkpoint=False)
 >>> answer.text, answer.citations[0].evidence.where()
@@ -44,9 +45,10 @@ from ..llm import LLM
 from ..packing import SAFETY, fit, prompt_budget
 from ..types import Answer, Chunk, Document
 from .common import RunContext, run_graph, thread_id_for
-from .notes import (MAX_FACTS, MAX_QUOTES, Fact, FinalAnswer, Quote, answer_direct, answer_from_notes, answer_tokens, check_answer_room,
-                    check_chunk, check_inputs, clean_facts, finish, fit_quotes, fits_direct, forget_ticker, make_chunks, merge_evidence,
-                    not_found, numbered, output_reserve, probe_chunk, repair_tokens, step, trace, verify_quotes, warn_chunk_cap,
+from .notes import (MAX_FACTS, MAX_QUOTES, Fact, FinalAnswer, Quote, answer_direct, answer_from_notes,
+                    answer_tokens, check_answer_room, check_chunk, check_inputs, clean_facts, finish,
+                    fit_quotes, fits_direct, forget_ticker, make_chunks, merge_evidence, not_found, numbered,
+                    output_reserve, probe_chunk, repair_tokens, step, trace, verify_quotes, warn_chunk_cap,
                     whole_chunks)
 
 __all__ = ["run", "build_graph", "State", "WorkerNote", "CompressedNote", "plan_budget", "WorkerNoteView"]
@@ -60,9 +62,9 @@ class WorkerNote(BaseModel):
     """What a worker returns: verbatim quotes from its chunk first, then short new facts."""
 
     quotes: list[Quote] = Field(default_factory=list, max_length=MAX_QUOTES,
-                              description="sentences copied word for word from this part that help")
+                                description="sentences copied word for word from this part that help")
     facts: list[Fact] = Field(default_factory=list, max_length=MAX_FACTS,
-                             description="short new facts from this part that help; empty if none")
+                              description="short new facts from this part that help; empty if none")
 
 
 class CompressedNote(BaseModel):
@@ -101,9 +103,12 @@ def plan_budget(llm: LLM, documents: list[Document], question: str, task: str, w
 
     >>> from agentlong.backends.fake import FakeBackend
     >>> from agentlong.settings import Settings
-    >>> b = plan_budget(LLM(FakeBackend(context_window=2048), Settings(model="fake")),
-    ...                 [Document(id="d", source="a.txt", text="x", sha256="x")], "Why?", "qa", None)
-    >>> b["chunk"] + b["fixed_worker"] + b["note"] + b["worker_out"] <= 2048
+    >>> llm, docs = LLM(FakeBackend(context_window=2048), Settings(model="fake")), [Document(id="d",
+    ...     source="a.txt", text="x", sha256="x")]
+    >>> b = plan_budget(llm, docs, "Why?", "qa", None, worker_note="full")
+    >>> b["chunk"] + b["fixed_worker"] + b["note"] + b["worker_out"] <= 2048 * 0.95
+    True
+    >>> plan_budget(llm, docs, "Why?", "qa", None)["chunk"] - b["chunk"] >= b["note"]  # workers see no note
     True
     """
     window, out = llm.window, output_reserve(llm)

@@ -21,10 +21,17 @@ from collections.abc import Sequence
 from ..types import Citation, Evidence
 from ..verify import locate
 
-__all__ = ["verify_in", "add_unique", "number_citations", "NOT_FOUND"]
+__all__ = ["verify_in", "add_unique", "number_citations", "attribute", "says_not_found", "NOT_FOUND"]
 
 NOT_FOUND = "The documents do not contain an answer to this question."
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+_NEGATIVE = re.compile(
+    r"\b(?:not found|no (?:information|mention|evidence)|(?:does|do|did) not (?:contain|mention|say|state|specify|"
+    r"provide|answer)|(?:is|are) not (?:mentioned|stated|specified|provided|given)|cannot be (?:found|determined|answered))\b",
+    re.IGNORECASE)
+_STOP = frozenset("the a an and or of to in on at by for with from is are was were be been it its this that these "
+                  "those as not no but if then than so do does did has have had which who whom what when where why "
+                  "how their there they them he she his her we you your our i".split())
 
 
 def verify_in(
@@ -63,6 +70,25 @@ def add_unique(found: list[Evidence], new: Evidence) -> tuple[int, bool]:
             return i, False
     found.append(new)
     return len(found) - 1, True
+
+
+def says_not_found(answer: str) -> bool:
+    """True for answers that say nothing ("[1]", "") or say the text does not hold the answer."""
+    bare = _MARKER.sub("", answer).strip(" .\n\t\"'")
+    return not bare or bool(_NEGATIVE.search(bare))
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1 and w not in _STOP}
+
+
+def attribute(answer: str, evidence: Sequence[Evidence]) -> list[int]:
+    """For an answer without [n] markers: the evidence numbers (1-based) sharing the most content words
+    with it, best first; empty when none shares any (then every piece is cited)."""
+    words = _words(answer)
+    overlap = [(len(words & _words(ev.quote)), n) for n, ev in enumerate(evidence, start=1)]
+    best = max((o for o, _ in overlap), default=0)
+    return [n for o, n in overlap if o and o >= best / 2] if best else []
 
 
 def number_citations(

@@ -23,7 +23,6 @@ True
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, Field
@@ -34,7 +33,7 @@ from ..packing import SAFETY, truncate_to_tokens
 from ..prompts import render
 from ..types import Answer, Document, Evidence, TraceStep
 from .common import RunContext
-from .evidence import NOT_FOUND, add_unique, number_citations, verify_in
+from .evidence import NOT_FOUND, add_unique, number_citations, says_not_found, verify_in
 
 __all__ = ["Fit", "fits", "run", "summary_tokens"]
 
@@ -166,7 +165,7 @@ def _qa(ctx: RunContext, documents: list[Document], question: str, notes: list[s
         ctx.emit(Notice(level="info", message=f"dropped {dropped} quote(s) not found verbatim in the source"))
     notes.append(f"{len(out.quotes)} quotes proposed, {dropped} dropped, {len(evidence)} verified")
     trace = list(llm.trace)
-    if not out.found or not re.sub(r"\[\d+\]", "", out.answer).strip(" .\n"):
+    if not out.found or says_not_found(out.answer):
         return Answer(question=question, text=NOT_FOUND, strategy="full", found=False, evidence=evidence,
                       usage=llm.usage, trace=trace + [TraceStep(step="full", detail="; ".join(notes))])
     text, citations = number_citations(out.answer, evidence, refs=refs, cite_all_if_none=True)

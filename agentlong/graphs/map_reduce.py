@@ -3,10 +3,10 @@
 Map: one ``Send`` per chunk (run in parallel up to ``backend.max_concurrency``); each map call
 returns schema-constrained JSON — verbatim quotes (checked with ``verify.locate``; the rest are
 dropped), short findings and a 0-10 relevance score, shown to the reducer with the findings. For a
-question, a part's findings count only when at least one of its quotes verified. Reduce: while the findings do not fit the
-answer prompt, pack them in document order into groups that fit the collapse prompt and collapse
-each group with a model call (rewritten findings + the quotes it keeps), in parallel; repeat. Each
-round at least halves the number of findings, so the recursion limit is computed from
+question, a part counts only when at least one of its quotes verified. Reduce: while the findings
+do not fit the answer prompt, pack them in document order into groups that fit the collapse prompt
+and collapse each group with a model call (rewritten findings + the quotes it keeps), in parallel;
+repeat. Each round at least halves the number of findings, so the recursion limit is computed from
 ``log2(chunks)``. Then one call answers, citing quote numbers.
 
 >>> from agentlong.backends.fake import FakeBackend
@@ -15,7 +15,8 @@ round at least halves the number of findings, so the recursion limit is computed
 >>> from agentlong.settings import Settings
 >>> from agentlong.types import Document
 >>> s = Settings(model="fake")
->>> fake = FakeBackend(mode="keyed", responses={"Question": {"quotes": ["Grass is blue."], "answer": "Blue [1].", "found": True}})
+>>> reply = {"quotes": ["Grass is blue."], "answer": "Blue [1].", "found": True}
+>>> fake = FakeBackend(mode="keyed", responses={"Question": reply})
 >>> doc = Document(id="d1", source="grass.txt", text="The sky is green. Grass is blue.", sha256="y")
 >>> run(RunContext(llm=LLM(fake, s), settings=s), [doc], "What colour is grass?", checkpoint=False).text
 'Blue [1].'
@@ -37,10 +38,11 @@ from ..llm import LLM
 from ..packing import prompt_budget
 from ..types import Answer, Chunk, Document
 from .common import RunContext, run_graph, thread_id_for
-from .notes import (MAX_FACTS, MAX_QUOTES, Fact, FinalAnswer, Quote, answer_direct, answer_from_notes, answer_tokens, check_answer_room,
-                    check_chunk, check_inputs, clean_facts, finish, fit_quotes, fits_direct, forget_ticker, make_chunks,
-                    merge_evidence, not_found, numbered, output_reserve, probe_chunk, repair_tokens, step, ticker, trace,
-                    verify_quotes, warn_chunk_cap, whole_chunks)
+from .notes import (MAX_FACTS, MAX_QUOTES, Fact, FinalAnswer, Quote, answer_direct, answer_from_notes,
+                    answer_tokens, check_answer_room, check_chunk, check_inputs, clean_facts, finish,
+                    fit_quotes, fits_direct, forget_ticker, make_chunks, merge_evidence, not_found, numbered,
+                    output_reserve, probe_chunk, repair_tokens, step, ticker, trace, verify_quotes,
+                    warn_chunk_cap, whole_chunks)
 
 __all__ = ["run", "build_graph", "State", "MapNote", "Collapsed", "plan_budget", "merge_items"]
 
@@ -52,7 +54,7 @@ class MapNote(BaseModel):
     """What a map call returns for one chunk."""
 
     quotes: list[Quote] = Field(default_factory=list, max_length=MAX_QUOTES,
-                              description="sentences copied word for word from this part that help")
+                                description="sentences copied word for word from this part that help")
     facts: list[Fact] = Field(default_factory=list, max_length=MAX_FACTS, description="short findings from this part")
     score: int = Field(0, description="0-10: how much this part helps")
 

@@ -108,7 +108,8 @@ class WriterState(TypedDict, total=False):
     index: int  # the section being written
     draft: str
     calls: int  # drafting calls in the current phase (first draft, or after a revision)
-    stalled: bool  # the last call added (almost) nothing: stop extending
+    weak: int  # continuation calls in a row that added (almost) nothing
+    stalled: bool  # two weak calls in a row: stop extending
     attempts: list[dict]
     verdicts: list[dict]
     revisions: int

@@ -103,7 +103,7 @@ def plan(state: dict, runtime: Runtime[WriterContext]) -> dict:
 
 def _fresh() -> dict[str, Any]:
     return {"draft": "", "calls": 0, "attempts": [], "verdicts": [], "revisions": 0, "summary": "",
-            "stalled": False, "shown": []}
+            "stalled": False, "weak": 0, "shown": []}
 
 
 # -- context for section prompts ----------------------------------------------------------------
@@ -185,14 +185,15 @@ def draft(state: dict, runtime: Runtime[WriterContext]) -> dict:
     new, dropped = dedupe(clean_section(completion.text, sec.title, _titles(state)), seen_text=seen)
     text, note = _fit_length(join_draft(before, new), completion.finish_reason, lo, hi, dropped)
     words = count_words(text)
-    stalled = state.get("calls", 0) > 0 and words - words_before < max(10, sec.budget // 20)  # a retry that added ~nothing
-    if stalled:
-        note = "; ".join(filter(None, [note, f"stalled: added {words - words_before} words"]))
+    weak = state.get("weak", 0) + 1 if state.get("calls", 0) > 0 and words - words_before < max(10, sec.budget // 20) else 0
+    stalled = weak >= 2  # two retries in a row that added ~nothing (repeats are dropped before counting)
+    if weak:
+        note = "; ".join(filter(None, [note, f"added only {words - words_before} words", "stalled" if stalled else ""]))
     attempt = {"action": "continue" if before else "draft", "words": words,
                "tokens": completion.usage.completion_tokens, "note": note}
     ctx.emit(Progress(task="words", done=_done_words(state) + words, total=state["target"], detail=sec.title))
     return {"draft": text, "calls": state.get("calls", 0) + 1, "attempts": [*state.get("attempts", []), attempt],
-            "stalled": stalled, "cites": cites, "shown": [s["n"] for s in variables["sources"]],
+            "stalled": stalled, "weak": weak, "cites": cites, "shown": [s["n"] for s in variables["sources"]],
             "ratio": _measure(ctx, text, state["ratio"])}
 
 
@@ -205,7 +206,8 @@ def _draft_prompt(state: dict, ctx: WriterContext, before: str, max_tokens: int)
         extra = _context(state, ctx, _room(ctx, "writer_section", max_tokens, empty), with_memory=True)
         return "writer_section", {**empty, **extra}
     words = count_words(before)
-    empty = {**base, "words": words, "need": max(sec.budget - words, 10), "draft_tail": "", "sources": []}
+    focus = sec.points[state.get("calls", 0) % len(sec.points)] if sec.points else ""  # rotate: new material
+    empty = {**base, "words": words, "need": max(sec.budget - words, 10), "draft_tail": "", "sources": [], "focus": focus}
     room = _room(ctx, "writer_continue", max_tokens, empty)
     extra = _context(state, ctx, int(room * (1 - SHARES["tail"])), with_memory=False)
     return "writer_continue", {**empty, **extra,
@@ -314,7 +316,7 @@ def revise(state: dict, runtime: Runtime[WriterContext]) -> dict:
     if count_words(text) < 0.3 * count_words(state["draft"]):  # a collapsed rewrite would lose work
         text, note = state["draft"], "rewrite too short; kept the previous version"
     attempt = {"action": "revise", "words": count_words(text), "tokens": completion.usage.completion_tokens, "note": note}
-    return {"draft": text, "calls": 1, "revisions": state.get("revisions", 0) + 1, "stalled": False,
+    return {"draft": text, "calls": 1, "revisions": state.get("revisions", 0) + 1, "stalled": False, "weak": 0,
             "attempts": [*state.get("attempts", []), attempt]}
 
 

@@ -6,11 +6,12 @@ re-chunked and re-embedded (their old chunks deleted), and documents that disapp
 Index chunks are sized in the *embedder's* tokenizer (``settings.chunking.index_chunk_tokens``, capped
 at what the embedder reads), so indexing never loads the chat model.
 
->>> import pathlib, tempfile
+>>> import os, pathlib, tempfile
+>>> os.environ["AGENTLONG_HOME"] = tempfile.mkdtemp()  # keep the example's registry and store out of yours
 >>> from agentlong import Agentlong
 >>> folder = pathlib.Path(tempfile.mkdtemp()) / "notes"; folder.mkdir()
 >>> _ = (folder / "cats.txt").write_text("Cats sleep sixteen hours a day.")
->>> al = Agentlong(model="fake", store={"path": tempfile.mkdtemp()})
+>>> al = Agentlong(model="fake")
 >>> report = index_paths(al, [str(folder)], name=None, emit=lambda event: None)
 >>> report.corpus, len(report.indexed)
 ('notes', 1)
@@ -164,6 +165,8 @@ def corpus_info(app: "Agentlong", name: str) -> CorpusInfo:
 def open_corpus(app: "Agentlong", name: str) -> Corpus:
     """The corpus ``name``; InputError when unknown, StoreError when its embedder or store changed.
 
+    >>> import os, tempfile
+    >>> os.environ["AGENTLONG_HOME"] = tempfile.mkdtemp()
     >>> from agentlong import Agentlong
     >>> open_corpus(Agentlong(model="fake"), "nothing-here")
     Traceback (most recent call last):
