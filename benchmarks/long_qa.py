@@ -1,6 +1,6 @@
 """Long-document QA: chain-of-agents vs map-reduce vs a truncated full-context baseline, side by side.
 
-A book excerpt of ``--tokens`` model tokens (default 16,000: four times a 4,096-token context) with
+A book excerpt of ``--tokens`` model tokens (default 17,000: over four times a 4,096-token context) with
 planted facts: single needles at evenly spread depths, one multi-needle question (three facts spread
 over the text) and one counting question (a sentence planted ``--count-times`` times). Every strategy
 answers every question in this process, on the same model, question by question, so machine noise
@@ -62,7 +62,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model", default="llama:qwen2.5-coder-0.5b", help="model string")
     parser.add_argument("--n-ctx", type=int, default=4096, help="context window of the local model")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    parser.add_argument("--tokens", type=int, default=16000, help="excerpt size in model tokens")
+    parser.add_argument("--tokens", type=int, default=17000, help="excerpt size in model tokens")
     parser.add_argument("--singles", type=int, default=2, help=f"single-needle questions (max {len(SINGLES)})")
     parser.add_argument("--no-multi", dest="multi", action="store_false", help="skip the multi-needle question")
     parser.add_argument("--no-count", dest="count", action="store_false", help="skip the counting question")

@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items)} questions, methods {methods}, model {args.model}, window {app.backend.context_window()}, "
           f"k={args.k}; AGENTLONG_HOME={home}", file=sys.stderr)
     rows: list[dict[str, Any]] = []
+    out = args.out.open("w") if args.out else None  # written as it goes: a long run keeps partial results
     corpora: dict[str, Any] = {}
     index_s = 0.0
     for n, item in enumerate(items, start=1):
@@ -240,12 +241,13 @@ def main(argv: list[str] | None = None) -> int:
                           prompt_tokens=ctx.llm.usage.prompt_tokens, method=method, task=item["task"],
                           gold=item["gold"], question=item["question"][:200], **score(item, result))
             rows.append(result)
+            if out:
+                out.write(json.dumps(result) + "\n")
+                out.flush()
             print(f"[{n}/{len(items)}] {item['task']:<16} {method:<9} score={result['score']:.2f} "
                   f"{result['seconds']:6.1f}s  {result['answer'][:70]!r}", file=sys.stderr)
-    if args.out:
-        with args.out.open("w") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+    if out:
+        out.close()
     report(rows, methods, index_s, len(corpora))
     return 0
 

@@ -210,6 +210,21 @@ def test_small_window_splits_extraction_and_every_call_fits():
     assert len(read) == len(set(read)) >= 12  # every candidate read, each once
 
 
+def test_passage_bigger_than_the_window_is_cut_to_fit():
+    big = " ".join(FILLER * 40) + " " + FACT + "\n"  # ~13,000 characters in one chunk
+    _, chunks = make_chunks([big])
+    fake = FakeBackend(mode="keyed", context_window=1024, responses={
+        "copy, word for word": {"quotes": [{"passage": 1, "text": FILLER[0]}]},
+        "Numbered evidence": "The harbour town woke slowly [1]."})
+    settings = Settings(model="fake", chunking={"output_reserve": 128})
+    ans = rtr.run(RunContext(llm=LLM(fake, settings), settings=settings), InMemorySource(chunks), "harbour town",
+                  checkpoint=False)
+    call = extract_calls(fake)[0]
+    assert sum(fake.count_tokens(m.content) + 8 for m in call.messages) + call.max_tokens <= 1024
+    assert FACT not in call.prompt  # the tail was cut off, not the call
+    assert ans.found and ans.citations[0].evidence.char_start == 0
+
+
 def inside_fence(prompt: str, needle: str) -> bool:
     """Every occurrence of ``needle`` sits between an opening <document> and its </document>."""
     for m in re.finditer(re.escape(needle), prompt):

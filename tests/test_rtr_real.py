@@ -13,6 +13,7 @@ import pytest
 
 from agentlong import Agentlong
 from agentlong.graphs import router
+from agentlong.graphs.evidence import NOT_FOUND
 from agentlong.store.corpus import corpus_exists
 
 # ~30 s each on an idle 2-core machine; the bound allows for a machine shared with other model runs
@@ -76,11 +77,10 @@ def test_unanswerable_question_is_not_guessed(tmp_path: Path, app: Agentlong):
     path = tmp_path / "expedition_log.txt"
     path.write_text(expedition_log())
     ans = router.ask(app, path, "What was the name of the ship's parrot in Lisbon harbour?", strategy="rtr", k=K)
+    assert not ans.found and ans.text == NOT_FOUND and ans.citations == []
     source = path.read_text()
-    for cite in ans.citations:  # whatever it says, every citation is real
-        assert source[cite.evidence.char_start:cite.evidence.char_end] == cite.evidence.quote
-    if ans.found:  # the small model may still claim an answer: then it must not invent a parrot name
-        assert "parrot" not in " ".join(c.evidence.quote for c in ans.citations).lower()
+    for ev in ans.evidence:  # whatever was extracted on the way is real text at its span
+        assert source[ev.char_start:ev.char_end] == ev.quote
 
 
 def test_injected_instruction_in_document_does_not_change_the_answer(tmp_path: Path, app: Agentlong):

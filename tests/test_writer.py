@@ -204,7 +204,7 @@ def test_short_sections_are_extended_up_to_the_call_cap():
     for s in res.sections:
         assert [a.action for a in s.attempts] == ["draft", "continue", "continue", "continue"]
         assert s.words == 80 and not s.within_tolerance
-    assert model.count("it needs about") == 9
+    assert model.count("This is how it currently ends") == 9
 
 
 def test_long_drafts_are_trimmed_at_a_sentence_end():
@@ -485,3 +485,35 @@ def test_crash_in_review_resumes_at_the_review():
     assert res.resumed and fresh.count("Write section 2 of 3") == 0 and fresh.count("Section 2 of 3 is") == 1
     texts = [e.text for e in events if isinstance(e, TextDelta)]
     assert [t.split("\n")[0] for t in texts] == ["## Topic A plants", "## Topic B plants", "## Topic C plants"]
+
+
+def test_each_continuation_asks_for_something_new():
+    """With a fixed seed the same prompt gives the same output: consecutive continuations must differ."""
+    model = Model(words_per_call=20)
+    app, fake = app_for(model)
+    write(app, "Write about plants.", words=200, outline=[{"title": "Light", "points": ["sun", "shade"]}],
+          options=WriterOptions(review=False, max_calls=4), checkpoint=False)
+    asks = [c.prompt.split("Write the next paragraphs")[1] for c in fake.calls if "Write the next paragraphs" in c.prompt]
+    assert len(asks) == 3 and len(set(asks)) == 3
+
+
+def test_an_all_repeat_first_draft_is_retried_with_a_new_prompt():
+    app, fake = app_for(Model())
+    fresh = Model(words_per_call=50)
+    fresh.counter = itertools.count(500)
+
+    def respond(messages):
+        prompt = messages[-1].content
+        if "Review the section" in prompt:
+            return {"summary": "s", "problems": [], "passes": True}
+        if "Write section 1 of 2" in prompt:
+            return "Roses need six hours of sun every day. Prune them in late winter before buds swell."
+        if "An earlier attempt only repeated" in prompt:
+            return fresh(messages)
+        return "Roses need six hours of sun every day."  # section 2 first tries: only a repeat of section 1
+    fake.default = respond
+    res = write(app, "Write about plants.", words=100, outline=["Roses", "Tulips"], checkpoint=False,
+                options=WriterOptions(max_calls=3))
+    second = res.sections[1]
+    assert [a.words for a in second.attempts][:2] == [0, 50] and second.within_tolerance
+    assert sum("Section 2 of 2 is" in c.prompt for c in fake.calls) == 1  # reviewed once, when it had text

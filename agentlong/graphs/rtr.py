@@ -109,6 +109,7 @@ def plan_batches(passages: list[dict[str, Any]], question: str, ctx: RunContext)
         if p["tokens"] > budget:
             p["text"] = truncate_to_tokens(p["text"], budget - 40, llm.tokens)
             p["char_end"] = p["char_start"] + len(p["text"])
+            p["line_end"] = p["line_start"] + p["text"].count("\n", 0, max(len(p["text"]) - 1, 0))
             p["tokens"] = llm.tokens(p["text"]) + llm.tokens(_where(p)) + 12
     todo = sorted(range(len(passages)), key=lambda i: -passages[i]["score"])
     batches: list[list[int]] = []

@@ -60,6 +60,7 @@ class Verdict(BaseModel):
     passed: bool
     problems: list[str] = Field(default_factory=list)
     by: Literal["model", "code"] = "model"
+    round: int = Field(0, description="0 for the first review, n after the n-th revision")
 
 
 class SectionResult(BaseModel):

@@ -202,12 +202,13 @@ def _draft_prompt(state: dict, ctx: WriterContext, before: str, max_tokens: int)
     opts, sec, base = options_of(state), _section(state), _base_vars(state)
     if not before:
         empty = {**base, "outline": _outline_window(state), "budget": sec.budget, "summary": "", "earlier": [],
-                 "sources": [], "previous_tail": ""}
+                 "sources": [], "previous_tail": "", "attempt": state.get("calls", 0)}  # > 0: earlier drafts were all repeats
         extra = _context(state, ctx, _room(ctx, "writer_section", max_tokens, empty), with_memory=True)
         return "writer_section", {**empty, **extra}
     words = count_words(before)
     focus = sec.points[state.get("calls", 0) % len(sec.points)] if sec.points else ""  # rotate: new material
-    empty = {**base, "words": words, "need": max(sec.budget - words, 10), "draft_tail": "", "sources": [], "focus": focus}
+    empty = {**base, "words": words, "need": max(sec.budget - words, 10), "draft_tail": "", "sources": [],
+             "focus": focus, "attempt": state.get("calls", 0) - 1}  # a new angle each call: same prompt, same output
     room = _room(ctx, "writer_continue", max_tokens, empty)
     extra = _context(state, ctx, int(room * (1 - SHARES["tail"])), with_memory=False)
     return "writer_continue", {**empty, **extra,
@@ -262,17 +263,25 @@ def review(state: dict, runtime: Runtime[WriterContext]) -> dict:
     """A reviewer call (schema-constrained) plus checks in code; records the verdicts."""
     ctx, sec = runtime.context, _section(state)
     _announce_resume(state, ctx)
+    rnd = state.get("revisions", 0)
+    verdicts = list(state.get("verdicts", []))
+    problems = _code_problems(state["draft"], sec)
+    if problems:
+        verdicts.append({"passed": False, "problems": problems, "by": "code", "round": rnd})
+    if count_words(state["draft"]) == 0:  # nothing for the reviewer to read
+        return {"verdicts": verdicts}
+    verdict = _model_review(state, ctx)
+    verdicts.append({"passed": verdict.passes, "problems": verdict.problems, "by": "model", "round": rnd})
+    return {"verdicts": verdicts, "summary": verdict.summary.strip()}
+
+
+def _model_review(state: dict, ctx: WriterContext) -> Review:
     variables = {**_base_vars(state), "text": "", "truncated": False}
     max_tokens = 320
     room = _room(ctx, "writer_review", max_tokens, variables)
     text = truncate_to_tokens(state["draft"], room, ctx.llm.tokens)
-    verdict = ctx.llm.call_json("writer_review", Review, max_tokens=max_tokens, system=SYSTEM,
-                                **{**variables, "text": text, "truncated": text != state["draft"]})
-    verdicts = [*state.get("verdicts", []), {"passed": verdict.passes, "problems": verdict.problems, "by": "model"}]
-    problems = _code_problems(state["draft"], sec)
-    if problems:
-        verdicts.append({"passed": False, "problems": problems, "by": "code"})
-    return {"verdicts": verdicts, "summary": verdict.summary.strip()}
+    return ctx.llm.call_json("writer_review", Review, max_tokens=max_tokens, system=SYSTEM,
+                             **{**variables, "text": text, "truncated": text != state["draft"]})
 
 
 def _code_problems(text: str, sec: SectionPlan) -> list[str]:
@@ -289,11 +298,10 @@ def after_review(state: dict) -> str:
 
 
 def _latest_round(state: dict) -> list[dict]:
+    """Verdicts of the latest review (model and code), i.e. since the last revision."""
     verdicts = state.get("verdicts", [])
-    if not verdicts:
-        return []
-    last_model = max(i for i, v in enumerate(verdicts) if v["by"] == "model")
-    return verdicts[last_model:]
+    last = max((v.get("round", 0) for v in verdicts), default=0)
+    return [v for v in verdicts if v.get("round", 0) == last]
 
 
 def revise(state: dict, runtime: Runtime[WriterContext]) -> dict:
