@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS), help="comma list of rtr,rag,truncated")
     ap.add_argument("--model", default="llama:qwen2.5-coder-0.5b")
     ap.add_argument("--n-ctx", type=int, default=4096, help="llama.cpp context window (all methods)")
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (1 is faster on a busy machine)")
     ap.add_argument("-k", type=int, default=8, help="chunks retrieved (rtr per round, rag)")
     ap.add_argument("--out", type=Path, help="write per-question results as JSONL")
     args = ap.parse_args(argv)
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     from agentlong.graphs.retrieval import HybridSearch
     from agentlong.store.corpus import index_paths, open_corpus
 
-    app = Agentlong(model=args.model, llama={"n_ctx": args.n_ctx})
+    app = Agentlong(model=args.model, llama={"n_ctx": args.n_ctx, "n_threads": args.threads})
     methods = [m for m in args.methods.split(",") if m]
     items = [it for t in args.tasks.split(",") if t for it in load_task(args.data, t, args.docs, args.questions)]
     print(f"{len(items)} questions, methods {methods}, model {args.model}, window {app.backend.context_window()}, "

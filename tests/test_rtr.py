@@ -178,6 +178,19 @@ def test_model_saying_not_found_is_respected(verdict):
     assert not ans.found and ans.text == NOT_FOUND and ans.citations == []
 
 
+def test_answer_whose_new_words_are_in_no_evidence_is_not_found():
+    """Verified but irrelevant evidence, then an invented answer: the invention is not reported."""
+    _, chunks = story()
+    fake = FakeBackend(mode="keyed", responses={
+        "copy, word for word": {"quotes": [{"passage": 1, "text": FACT}]},
+        "Numbered evidence": "The keeper's coat was made by Jonathan Pemberton [1].",
+    })
+    events: list = []
+    ans = rtr.run(context(fake, events), InMemorySource(chunks), "Who made the keeper's coat?", checkpoint=False)
+    assert not ans.found and ans.text == NOT_FOUND and ans.citations == []
+    assert ans.evidence and any(isinstance(e, Notice) and "in none of the evidence" in e.message for e in events)
+
+
 def test_quote_with_wrong_passage_number_still_verifies_in_its_call():
     _, chunks = story()
     fake = FakeBackend(mode="keyed", responses={

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from ..types import Citation, Evidence
 from ..verify import locate
 
-__all__ = ["verify_in", "add_unique", "number_citations", "attribute", "says_not_found", "NOT_FOUND"]
+__all__ = ["verify_in", "add_unique", "number_citations", "attribute", "says_not_found", "grounded", "NOT_FOUND"]
 
 NOT_FOUND = "The documents do not contain an answer to this question."
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -78,8 +78,41 @@ def says_not_found(answer: str) -> bool:
     return not bare or bool(_NEGATIVE.search(bare))
 
 
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+
+
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1 and w not in _STOP}
+
+
+def _stems(text: str) -> set[str]:
+    """Content words cut to 5 letters (a crude stem), number words as digits."""
+    out = set()
+    for w in re.findall(r"[a-z0-9]+", _MARKER.sub(" ", text).lower()):
+        if w in _STOP or (len(w) < 2 and not w.isdigit()):
+            continue
+        out.add(_NUMBER_WORDS.get(w, w[:5]))
+    return out
+
+
+def grounded(answer: str, question: str, evidence: Sequence[Evidence]) -> bool:
+    """False when the answer brings in content words and none of them is in the evidence: the model
+    answered from its own head (a 0.5B model, shown evidence that does not answer, invents a name).
+    An answer that only restates the question, or shares any new word with the evidence, passes.
+
+    >>> ev = [Evidence(quote="The call sign was Blue Heron Seven.", doc_id="d", source="s", char_start=0, char_end=35)]
+    >>> grounded("It was Blue Heron Seven [1].", "What was the call sign?", ev)
+    True
+    >>> grounded("The call sign was John Smith [1].", "What was the call sign?", ev)
+    False
+    """
+    new = _stems(answer) - _stems(question)
+    if not new:
+        return True
+    seen = set().union(*(_stems(e.quote) for e in evidence)) if evidence else set()
+    return bool(new & seen)
 
 
 def attribute(answer: str, evidence: Sequence[Evidence]) -> list[int]:

@@ -41,7 +41,7 @@ from ..events import CitationFound, Notice, Progress, StepDone
 from ..packing import fit, prompt_budget, truncate_to_tokens
 from ..types import Answer, Evidence, TraceStep
 from .common import RunContext, run_graph, thread_id_for
-from .evidence import NOT_FOUND, add_unique, attribute, number_citations, says_not_found, verify_in
+from .evidence import NOT_FOUND, add_unique, attribute, grounded, number_citations, says_not_found, verify_in
 from .retrieval import HybridSearch, Source, merge_passages
 
 __all__ = ["RtrContext", "RtrState", "build_graph", "run", "DEFAULT_K"]
@@ -207,7 +207,10 @@ def answer(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
     # free text: with a 0.5B model a JSON verdict or a "reply NOT FOUND" escape hatch made it deny
     # evidence it had; "not found" is decided by extraction (nothing verified) and by says_not_found
     out = llm.call("rtr_answer", max_tokens=_reserve(ctx), question=state["question"], evidence=shown).text.strip()
-    if says_not_found(out):
+    if says_not_found(out) or not grounded(out, state["question"], evidence):
+        if not says_not_found(out):
+            ctx.emit(Notice(level="info", message="the answer's new words are in none of the evidence: "
+                                                  "reported as not found"))
         return {"result": {"found": False, "text": NOT_FOUND, "citations": []}}
     cited = [] if re.search(r"\[\d+", out) else attribute(out, evidence)
     text, citations = number_citations(out, evidence, cited=cited)
