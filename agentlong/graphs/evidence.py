@@ -87,11 +87,17 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1 and w not in _STOP}
 
 
+# words that frame an answer rather than carry its content
+_FRAMING = frozenset("answer answers correct option options evidence document documents text passage passages "
+                     "according state states stated mention mentions mentioned say says said based because "
+                     "therefore question given provided information yes also both only".split())
+
+
 def _stems(text: str) -> set[str]:
     """Content words cut to 5 letters (a crude stem), number words as digits."""
     out = set()
     for w in re.findall(r"[a-z0-9]+", _MARKER.sub(" ", text).lower()):
-        if w in _STOP or (len(w) < 2 and not w.isdigit()):
+        if w in _STOP or w in _FRAMING or (len(w) < 2 and not w.isdigit()):
             continue
         out.add(_NUMBER_WORDS.get(w, w[:5]))
     return out
