@@ -191,6 +191,31 @@ def test_answer_whose_new_words_are_in_no_evidence_is_not_found():
     assert ans.evidence and any(isinstance(e, Notice) and "in none of the evidence" in e.message for e in events)
 
 
+def test_free_answer_is_kept_only_when_source_lines_carry_it():
+    """No quote verifies (the model paraphrased); the fallback's free answer is grounded in a line."""
+    text, chunks = story()
+    fake = FakeBackend(mode="keyed", responses={
+        "copy, word for word": {"quotes": [{"passage": 1, "text": "The key sits in a teapot somewhere."}]},
+        "like [P2]": "The brass key is inside the blue teapot [P1].",
+    })
+    ans = rtr.run(context(fake), InMemorySource(chunks), "Where did the lighthouse keeper hide the brass key?",
+                  checkpoint=False)
+    assert ans.found and ans.text == "The brass key is inside the blue teapot. [1]"
+    (cite,) = ans.citations
+    assert cite.evidence.quote == FACT and text[cite.evidence.char_start:cite.evidence.char_end] == FACT
+    assert not any("search queries" in c.prompt for c in fake.calls)  # answered in round 1
+
+    fake = FakeBackend(mode="keyed", responses={
+        "copy, word for word": {"quotes": []},
+        "like [P2]": "He hid it in Jonathan's riding boot [P2].",
+        "search queries": {"queries": ["key hiding place"]},
+    })
+    ans = rtr.run(context(fake), InMemorySource(chunks), "Where did the lighthouse keeper hide the brass key?",
+                  checkpoint=False)
+    assert not ans.found and ans.text == NOT_FOUND and ans.citations == []
+    assert sum("like [P2]" in c.prompt for c in fake.calls) == 1  # round 2 found no new passage to read
+
+
 def test_quote_with_wrong_passage_number_still_verifies_in_its_call():
     _, chunks = story()
     fake = FakeBackend(mode="keyed", responses={

@@ -84,20 +84,25 @@ def check_fits(backend: Backend, messages: list[Message], max_tokens: int, overh
 
 
 def decode_json(text: str) -> Any:
-    """Parse JSON from model output, tolerating code fences and leading prose."""
+    r"""Parse JSON from model output, tolerating code fences, leading prose and raw newlines or tabs
+    inside strings (small models copy multi-line code that way).
+
+    >>> decode_json('{"text": "def f():\n    return 1"}')
+    {'text': 'def f():\n    return 1'}
+    """
     s = text.strip()
     if s.startswith("```"):
         s = s.strip("`")
         s = s[s.find("\n") + 1 :] if "\n" in s else s
     try:
-        return json.loads(s)
+        return json.loads(s, strict=False)
     except json.JSONDecodeError:
         pass
     for open_c, close_c in (("{", "}"), ("[", "]")):
         i, j = s.find(open_c), s.rfind(close_c)
         if 0 <= i < j:
             try:
-                return json.loads(s[i : j + 1])
+                return json.loads(s[i : j + 1], strict=False)
             except json.JSONDecodeError:
                 continue
     raise ParseError(f"model output is not valid JSON: {text[:80]!r}")

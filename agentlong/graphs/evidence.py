@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from ..types import Citation, Evidence
 from ..verify import locate
 
-__all__ = ["verify_in", "add_unique", "number_citations", "attribute", "says_not_found", "grounded", "NOT_FOUND"]
+__all__ = ["verify_in", "add_unique", "number_citations", "attribute", "says_not_found", "grounded", "supporting_lines", "NOT_FOUND"]
 
 NOT_FOUND = "The documents do not contain an answer to this question."
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -87,6 +87,7 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 1 and w not in _STOP}
 
 
+_DEFINITION = re.compile(r"(?:async\s+)?(?:def|class|function|func|fn|struct|interface|type|const|let|var)\s")
 # words that frame an answer rather than carry its content
 _FRAMING = frozenset("answer answers correct option options evidence document documents text passage passages "
                      "according state states stated mention mentions mentioned say says said based because "
@@ -165,3 +166,45 @@ def number_citations(
     if extra:
         out = f"{out} {''.join(f'[{n}]' for n in dict.fromkeys(extra))}".strip()
     return out, [Citation(n=i + 1, evidence=evidence[idx]) for i, idx in enumerate(order)]
+
+
+def supporting_lines(answer: str, question: str, passages: Sequence[dict], most: int = 3) -> list[Evidence]:
+    r"""The source lines that carry the answer's new words (those not in the question), best first,
+    as evidence at their exact spans; empty when those lines carry under half of the new words (the
+    answer is unsupported: a name or place the source does not hold).
+    ``passages`` are dicts with ``text``, ``doc_id``, ``source``, ``char_start``, ``line_start``.
+
+    >>> p = {"text": "def dumps(obj):\n    pass\ndef loads(s):\n    return parse(s)\n", "doc_id": "d",
+    ...      "source": "json/__init__.py", "char_start": 1000, "line_start": 40, "chunks": [3]}
+    >>> [(e.quote, e.line_start) for e in supporting_lines("It is json.loads.", "Which function parses JSON?", [p])]
+    [('def loads(s):', 42)]
+    >>> supporting_lines("It is yaml.safe_load.", "Which function parses JSON?", [p])
+    []
+    """
+    new = _stems(answer) - _stems(question)
+    if not new:
+        return []
+    scored: list[tuple[int, int, int, int, int]] = []  # (-hits, passage, line, start, end)
+    for n, p in enumerate(passages):
+        pos = 0
+        for i, line in enumerate(p["text"].split("\n")):
+            stripped = line.strip()
+            hits = len(_stems(stripped) & new) if stripped else 0
+            if hits and _DEFINITION.match(stripped):
+                hits += 1  # where a symbol is defined beats where it is mentioned
+            if hits:
+                start = pos + line.index(stripped)
+                scored.append((-hits, n, i, start, start + len(stripped)))
+            pos += len(line) + 1
+    found: list[Evidence] = []
+    for _, n, i, start, end in sorted(scored)[:most]:
+        p = passages[n]
+        chunks = p.get("chunks") or [None]
+        found.append(Evidence(
+            quote=p["text"][start:end], doc_id=p["doc_id"], source=p["source"], char_start=p["char_start"] + start,
+            char_end=p["char_start"] + end, line_start=p["line_start"] + i, line_end=p["line_start"] + i,
+            chunk_index=chunks[0], match="exact", score=1.0))
+    covered = set().union(*(_stems(e.quote) for e in found)) & new if found else set()
+    if 2 * len(covered) < len(new):
+        return []
+    return sorted(found, key=lambda e: (e.source, e.char_start))

@@ -132,8 +132,26 @@ class HybridSearch:
                 rankings.append(self.lexical(query, depth))
         skip = set(exclude)
         fused = [(cid, s) for cid, s in rrf(rankings) if cid not in skip][:k]
+        fused = self._fill_gaps(fused, skip, limit=max(1, k // 4))
         fused.sort(key=lambda item: self.order[item[0]])
         return [(self.by_id[cid], round(score, 6)) for cid, score in fused]
+
+    def _fill_gaps(self, fused: list[tuple[str, float]], skip: set[str], limit: int) -> list[tuple[str, float]]:
+        """Add the one chunk between two hits of the same document (the passage is then whole: a
+        function's ``def`` line between two halves of its docstring, a sentence cut by chunking);
+        at most ``limit`` chunks, best-ranked hits first."""
+        chosen = {cid: s for cid, s in fused}
+        for cid, score in list(fused):
+            if len(chosen) >= len(fused) + limit:
+                break
+            i = self.order[cid]
+            if i + 2 >= len(self.chunks) or self.chunks[i].id != cid:
+                continue
+            middle, after = self.chunks[i + 1], self.chunks[i + 2]
+            if (after.id in chosen and middle.id not in chosen and middle.id not in skip
+                    and middle.doc_id == self.chunks[i].doc_id == after.doc_id):
+                chosen[middle.id] = min(score, chosen[after.id])
+        return list(chosen.items())
 
 
 def merge_passages(hits: Sequence[tuple[Chunk, float]]) -> list[dict[str, Any]]:

@@ -4,7 +4,9 @@ retrieve (dense + BM25, RRF, document order, merged into passages, packed into t
 → extract (the model copies supporting sentences, schema-constrained; each quote is checked with
 ``verify.locate`` against the passage it came from, and dropped when it is not there)
 → answer (reasoning over verified evidence only, numbered citations [n])
-— or, when nothing verifies: one query-rewrite round, then "not found" instead of a guess.
+— or, when no quote of a round verifies: ground (a free answer over the best passages, kept only
+when source lines carry its new words: those lines become its evidence), else one query-rewrite
+round, then "not found" instead of a guess.
 
 >>> from agentlong.backends.fake import FakeBackend
 >>> from agentlong.graphs.common import RunContext
@@ -41,7 +43,8 @@ from ..events import CitationFound, Notice, Progress, StepDone
 from ..packing import fit, prompt_budget, truncate_to_tokens
 from ..types import Answer, Evidence, TraceStep
 from .common import RunContext, run_graph, thread_id_for
-from .evidence import NOT_FOUND, add_unique, attribute, grounded, number_citations, says_not_found, verify_in
+from .evidence import (NOT_FOUND, add_unique, attribute, grounded, number_citations, says_not_found, supporting_lines,
+                       verify_in)
 from .retrieval import HybridSearch, Source, merge_passages
 
 __all__ = ["RtrContext", "RtrState", "build_graph", "run", "DEFAULT_K"]
@@ -72,6 +75,7 @@ class RtrState(TypedDict, total=False):
     evidence: list[dict[str, Any]]  # {"evidence": Evidence dump, "rank": fused score}
     proposed: int
     dropped: int
+    grounded: int  # free answers tried after a round with no verified quote
     result: dict[str, Any]
 
 
@@ -219,6 +223,28 @@ def answer(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
     return {"result": {"found": True, "text": text, "citations": [c.model_dump() for c in citations]}}
 
 
+def ground(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
+    """No quote of this round verified (a small model often cannot copy code or long sentences):
+    answer from the best passages in free text, and keep that answer only when source lines carry its
+    new words; those lines, at their exact spans, are its evidence and citations."""
+    ctx, llm = runtime.context, runtime.context.llm
+    chosen = [state["passages"][i] for i in state["batches"][0]]
+    shown = [{"n": n, "where": _where(p), "text": p["text"]} for n, p in enumerate(chosen, start=1)]
+    out = llm.call("rtr_ground", max_tokens=_reserve(ctx), question=state["question"], passages=shown).text.strip()
+    out = re.sub(r"\s*\[P\d+(?:\s*,\s*P?\d+)*\]", "", out).strip()
+    evidence = [] if says_not_found(out) else supporting_lines(out, state["question"], chosen)
+    if not evidence:
+        ctx.emit(StepDone(step="ground", detail="the free answer over the passages is not supported by their lines"))
+        return {"grounded": state.get("grounded", 0) + 1}
+    text, citations = number_citations(out, evidence)
+    ctx.emit(StepDone(step="ground", detail=f"free answer supported by {len(evidence)} source line(s)"))
+    for citation in citations:
+        ctx.emit(CitationFound(citation=citation))
+    return {"evidence": [{"evidence": e.model_dump(), "rank": 0.0} for e in evidence],
+            "grounded": state.get("grounded", 0) + 1,
+            "result": {"found": True, "text": text, "citations": [c.model_dump() for c in citations]}}
+
+
 def not_found(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
     """No verified evidence after every round: say so instead of guessing."""
     runtime.context.emit(StepDone(step="not-found", detail=f"{state.get('proposed', 0)} quotes proposed, "
@@ -238,6 +264,12 @@ def after_extract(state: RtrState) -> str:
         return "extract"
     if state.get("evidence"):
         return "answer"
+    return "ground" if state.get("batches") else after_ground(state)
+
+
+def after_ground(state: RtrState) -> str:
+    if state.get("result"):
+        return END
     return "rewrite" if state["round"] < state["max_rounds"] else "not_found"
 
 
@@ -245,11 +277,12 @@ def build_graph() -> StateGraph:
     """The uncompiled retrieve-then-reason graph."""
     graph = StateGraph(RtrState, context_schema=RtrContext)
     for name, node in (("retrieve", retrieve), ("extract", extract), ("rewrite", rewrite),
-                       ("answer", answer), ("not_found", not_found)):
+                       ("answer", answer), ("ground", ground), ("not_found", not_found)):
         graph.add_node(name, node)
     graph.add_edge(START, "retrieve")
     graph.add_conditional_edges("retrieve", after_retrieve, ["extract", "rewrite", "not_found"])
-    graph.add_conditional_edges("extract", after_extract, ["extract", "answer", "rewrite", "not_found"])
+    graph.add_conditional_edges("extract", after_extract, ["extract", "answer", "ground", "rewrite", "not_found"])
+    graph.add_conditional_edges("ground", after_ground, [END, "rewrite", "not_found"])
     graph.add_edge("rewrite", "retrieve")
     graph.add_edge("answer", END)
     graph.add_edge("not_found", END)
