@@ -107,15 +107,18 @@ def _stems(text: str) -> set[str]:
 def grounded(answer: str, question: str, evidence: Sequence[Evidence]) -> bool:
     """False when the answer brings in content words and none of them is in the evidence: the model
     answered from its own head (a 0.5B model, shown evidence that does not answer, invents a name).
-    An answer that only restates the question, or shares any new word with the evidence, passes.
+    An answer that only restates the question, adds only numbers (a count or a sum is computed, not
+    copied), or shares any new word with the evidence, passes.
 
     >>> ev = [Evidence(quote="The call sign was Blue Heron Seven.", doc_id="d", source="s", char_start=0, char_end=35)]
     >>> grounded("It was Blue Heron Seven [1].", "What was the call sign?", ev)
     True
     >>> grounded("The call sign was John Smith [1].", "What was the call sign?", ev)
     False
+    >>> grounded("There are 13 [1].", "How many call signs are there?", ev)
+    True
     """
-    new = _stems(answer) - _stems(question)
+    new = {w for w in _stems(answer) - _stems(question) if not w.isdigit()}  # counts and sums are computed
     if not new:
         return True
     seen = set().union(*(_stems(e.quote) for e in evidence)) if evidence else set()
