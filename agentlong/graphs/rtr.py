@@ -216,6 +216,7 @@ def answer(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
             ctx.emit(Notice(level="info", message="the answer's new words are in none of the evidence: "
                                                   "reported as not found"))
         return {"result": {"found": False, "text": NOT_FOUND, "citations": []}}
+    ctx.emit(Progress(task="retrieve", done=state["max_rounds"], total=state["max_rounds"], detail="answered"))
     cited = [] if re.search(r"\[\d+", out) else attribute(out, evidence)
     text, citations = number_citations(out, evidence, cited=cited)
     for citation in citations:
@@ -237,6 +238,7 @@ def ground(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
         ctx.emit(StepDone(step="ground", detail="the free answer over the passages is not supported by their lines"))
         return {"grounded": state.get("grounded", 0) + 1}
     text, citations = number_citations(out, evidence)
+    ctx.emit(Progress(task="retrieve", done=state["max_rounds"], total=state["max_rounds"], detail="answered"))
     ctx.emit(StepDone(step="ground", detail=f"free answer supported by {len(evidence)} source line(s)"))
     for citation in citations:
         ctx.emit(CitationFound(citation=citation))
