@@ -139,15 +139,31 @@ def main(argv: list[str] | None = None) -> int:
     print(head, flush=True)
     rows = []
     for rec in prompts:
-        w = run_writer(app, rec, args)
-        d = None if args.skip_direct else run_direct(app, rec, args.direct_cap)
+        w = _guarded(run_writer, app, rec, args)
+        d = None if args.skip_direct else _guarded(run_direct, app, rec, args.direct_cap)
         rows.append({"set": rec["set"], "line": rec["line"], "length": rec["length"], "type": rec["type"], "writer": w, "direct": d})
         line = f"{rec['set']:5} {rec['line']:>4} {rec['length']:>6} | {_cells(w)}"
         print(line + ("" if d is None else f" | {_cells(d)}"), flush=True)
+        for side, r in (("writer", w), ("direct", d)):
+            if r and r.get("error"):
+                print(f"      {side} failed (scored 0): {r['error'][:200]}", flush=True)
+        if args.json_out:  # after every prompt, so a stopped run keeps what it measured
+            args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
     _summary(rows)
     if args.json_out:
         args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
     return 0
+
+
+def _guarded(fn, app, rec: dict, arg) -> dict:
+    """Run one side; a failure (e.g. a plan the model never returns as valid JSON) scores 0, the run goes on."""
+    started = time.perf_counter()
+    try:
+        return fn(app, rec, arg)
+    except Exception as exc:  # noqa: BLE001 - measured and reported, never hidden
+        return {"words": 0, "score": 0.0, "wall_s": round(time.perf_counter() - started, 1), "calls": 0,
+                "prompt_tokens": 0, "gen_tokens": 0, "words_per_s": 0.0, "sections": 0, "on_target": 0,
+                "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _cells(r: dict) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -193,6 +194,28 @@ def test_malformed_plan_is_repaired_then_reported():
     broken = FakeBackend(mode="keyed", responses={}, default="still not json")
     with pytest.raises(ParseError, match="writer_plan"):
         plan_only(Agentlong(model="fake", backend=broken), "Write.", words=100)
+
+
+def test_a_batch_of_the_plan_that_stays_malformed_is_retried_smaller_then_kept_partial():
+    calls: list[int] = []
+
+    def reply(messages):
+        asked = re.search(r"and sections (\d+) to (\d+)", next(m.content for m in messages if "Plan it as" in m.content))
+        want = int(asked.group(2)) - int(asked.group(1)) + 1
+        calls.append(want)
+        if want > 2:
+            return '{"document_title": "Plants", "sections": [{"title": "Roo'  # cut off, like a runaway reply
+        return {"document_title": "Plants", "sections": [
+            {"title": f"Part about leaves {len(calls)}-{i}", "points": ["p"], "words": 100} for i in range(want)]}
+
+    fake = FakeBackend(mode="keyed", responses={}, default=reply)
+    outline = plan_only(Agentlong(model="fake", backend=fake), "Write about plants.", words=1000,
+                        options=WriterOptions(sections=4))
+    assert calls[:2] == [4, 4] and 2 in calls  # a malformed batch of 4 (and its repair), then batches of 2
+    assert len(outline.sections) == 4 and outline.total == 1000
+    schema = fake.calls[0].schema["properties"]["sections"]
+    assert schema["minItems"] == 4  # and each point is bounded in the grammar:
+    assert "maxLength" in json.dumps(fake.calls[0].schema)
 
 
 # -- writing: extend, trim, caps ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from ..errors import InputError
+from ..errors import InputError, ParseError
 from ..wordcount import has_cjk
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +36,7 @@ MIN_WORDS, MAX_WORDS = 50, 100_000
 MIN_SECTION_WORDS = 20  # below this a section is a sentence, not a section
 PLAN_BATCH = 10  # sections planned per model call (keeps each JSON reply small)
 _TITLE_CHARS, _POINT_CHARS = 100, 160
+_ITEM_TOKENS = 40 + (_TITLE_CHARS + 3 * _POINT_CHARS) // 3  # the longest section item the schema allows
 
 
 class WriterOptions(BaseModel):
@@ -226,7 +227,8 @@ def _parse_markdown(lines: list[str]) -> Outline:
 # -- the model's plan ------------------------------------------------------------------------
 class _PlanItem(BaseModel):
     title: str = Field(max_length=_TITLE_CHARS)
-    points: list[str] = Field(json_schema_extra={"minItems": 1, "maxItems": 3})
+    points: list[str] = Field(json_schema_extra={"minItems": 1, "maxItems": 3,
+                                                 "items": {"type": "string", "maxLength": _POINT_CHARS}})
     words: int = Field(ge=0)
 
     @field_validator("title", mode="before")
@@ -253,13 +255,22 @@ def plan_outline(llm: "LLM", instruction: str, target: int, options: WriterOptio
     n = section_count(target, options.section_words, options.sections)
     items: list[_PlanItem] = []
     title = ""
+    batch = PLAN_BATCH
     while len(items) < n:
-        k = min(PLAN_BATCH, n - len(items))
-        plan = llm.call_json(
-            "writer_plan", _plan_model(k), max_tokens=60 + k * 110, instruction=instruction, target=target,
-            unit=unit_for(instruction), n=n, start=len(items) + 1, count=k, words_each=round(target / n),
-            previous=[it.title for it in items][-30:],
-        )
+        k = min(batch, n - len(items))
+        try:
+            plan = llm.call_json(
+                "writer_plan", _plan_model(k), max_tokens=80 + k * _ITEM_TOKENS, instruction=instruction,
+                target=target, unit=unit_for(instruction), n=n, start=len(items) + 1, count=k,
+                words_each=round(target / n), previous=[it.title for it in items][-30:],
+            )
+        except ParseError:
+            if k > 1:  # a smaller batch is a shorter reply: try again with half as many sections
+                batch = max(1, k // 2)
+                continue
+            if items:
+                break  # keep what was planned: budgets are rescaled over those sections below
+            raise
         got = [it for it in plan.sections if it.title.strip()][:k]  # type: ignore[attr-defined]
         if not got:
             break  # the model returned no usable section: the outline is padded below
