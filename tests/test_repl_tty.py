@@ -64,7 +64,7 @@ class Terminal:
             return None  # running, or tmux has not recorded how it ended yet (polled again)
         return int(status) if status else -int(signal)  # -N: killed by signal N
 
-    def wait_exit(self, timeout: float = WAIT_S) -> int:
+    def wait_exit(self, timeout: float = 3 * WAIT_S) -> int:  # teardown on a machine busy with model runs
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             status = self.dead()
