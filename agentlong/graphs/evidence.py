@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from ..types import Citation, Evidence
 from ..verify import locate
 
-__all__ = ["verify_in", "add_unique", "number_citations", "attribute", "says_not_found", "grounded", "supporting_lines", "NOT_FOUND"]
+__all__ = ["verify_in", "add_unique", "number_citations", "attribute", "says_not_found", "grounded", "supporting_lines",
+           "NOT_FOUND"]
 
 NOT_FOUND = "The documents do not contain an answer to this question."
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -104,6 +105,11 @@ def _stems(text: str) -> set[str]:
     return out
 
 
+def _new_stems(answer: str, question: str) -> set[str]:
+    """What the answer adds: its content stems that the question does not have."""
+    return _stems(answer) - _stems(question)
+
+
 def grounded(answer: str, question: str, evidence: Sequence[Evidence]) -> bool:
     """False when the answer brings in content words and none of them is in the evidence: the model
     answered from its own head (a 0.5B model, shown evidence that does not answer, invents a name).
@@ -118,7 +124,7 @@ def grounded(answer: str, question: str, evidence: Sequence[Evidence]) -> bool:
     >>> grounded("There are 13 [1].", "How many call signs are there?", ev)
     True
     """
-    new = {w for w in _stems(answer) - _stems(question) if not w.isdigit()}  # counts and sums are computed
+    new = {w for w in _new_stems(answer, question) if not w.isdigit()}  # counts and sums are computed
     if not new:
         return True
     seen = set().union(*(_stems(e.quote) for e in evidence)) if evidence else set()
@@ -184,7 +190,7 @@ def supporting_lines(answer: str, question: str, passages: Sequence[dict], most:
     >>> supporting_lines("It is yaml.safe_load.", "Which function parses JSON?", [p])
     []
     """
-    new = _stems(answer) - _stems(question)
+    new = _new_stems(answer, question)
     if not new:
         return []
     scored: list[tuple[int, int, int, int, int]] = []  # (-hits, passage, line, start, end)

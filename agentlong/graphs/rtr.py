@@ -75,7 +75,6 @@ class RtrState(TypedDict, total=False):
     evidence: list[dict[str, Any]]  # {"evidence": Evidence dump, "rank": fused score}
     proposed: int
     dropped: int
-    grounded: int  # free answers tried after a round with no verified quote
     result: dict[str, Any]
 
 
@@ -211,17 +210,22 @@ def answer(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
     # free text: with a 0.5B model a JSON verdict or a "reply NOT FOUND" escape hatch made it deny
     # evidence it had; "not found" is decided by extraction (nothing verified) and by says_not_found
     out = llm.call("rtr_answer", max_tokens=_reserve(ctx), question=state["question"], evidence=shown).text.strip()
-    if says_not_found(out) or not grounded(out, state["question"], evidence):
-        if not says_not_found(out):
+    refused = says_not_found(out)
+    if refused or not grounded(out, state["question"], evidence):
+        if not refused:
             ctx.emit(Notice(level="info", message="the answer's new words are in none of the evidence: "
                                                   "reported as not found"))
         return {"result": {"found": False, "text": NOT_FOUND, "citations": []}}
-    ctx.emit(Progress(task="retrieve", done=state["max_rounds"], total=state["max_rounds"], detail="answered"))
     cited = [] if re.search(r"\[\d+", out) else attribute(out, evidence)
-    text, citations = number_citations(out, evidence, cited=cited)
+    return {"result": _answered(ctx, state, *number_citations(out, evidence, cited=cited))}
+
+
+def _answered(ctx: RtrContext, state: RtrState, text: str, citations: list) -> dict[str, Any]:
+    """The found result of a round; completes the retrieval bar and announces the citations."""
+    ctx.emit(Progress(task="retrieve", done=state["max_rounds"], total=state["max_rounds"], detail="answered"))
     for citation in citations:
         ctx.emit(CitationFound(citation=citation))
-    return {"result": {"found": True, "text": text, "citations": [c.model_dump() for c in citations]}}
+    return {"found": True, "text": text, "citations": [c.model_dump() for c in citations]}
 
 
 def ground(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
@@ -236,15 +240,10 @@ def ground(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
     evidence = [] if says_not_found(out) else supporting_lines(out, state["question"], chosen)
     if not evidence:
         ctx.emit(StepDone(step="ground", detail="the free answer over the passages is not supported by their lines"))
-        return {"grounded": state.get("grounded", 0) + 1}
-    text, citations = number_citations(out, evidence)
-    ctx.emit(Progress(task="retrieve", done=state["max_rounds"], total=state["max_rounds"], detail="answered"))
+        return {}
     ctx.emit(StepDone(step="ground", detail=f"free answer supported by {len(evidence)} source line(s)"))
-    for citation in citations:
-        ctx.emit(CitationFound(citation=citation))
     return {"evidence": [{"evidence": e.model_dump(), "rank": 0.0} for e in evidence],
-            "grounded": state.get("grounded", 0) + 1,
-            "result": {"found": True, "text": text, "citations": [c.model_dump() for c in citations]}}
+            "result": _answered(ctx, state, *number_citations(out, evidence))}
 
 
 def not_found(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
