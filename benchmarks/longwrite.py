@@ -16,6 +16,13 @@ time, generated tokens and words/s are printed side by side.
 
     python benchmarks/longwrite.py --max-prompts 4 --max-words 2000        # ~what fits in 20 min here
     python benchmarks/longwrite.py --max-prompts 12 --min-words 1000 --max-words 20000   # the full goal (hours)
+
+On 2 cores, two 1-thread shards of the same selection finish sooner than one 2-thread run; the
+report merges their JSON into one table:
+
+    python benchmarks/longwrite.py --max-prompts 12 --max-words 20000 --n-threads 1 --shard 1/2 --json-out a.json &
+    python benchmarks/longwrite.py --max-prompts 12 --max-words 20000 --n-threads 1 --shard 2/2 --json-out b.json
+    python benchmarks/longwrite.py --report a.json b.json
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="direct call max_tokens = this x required length x tokens/word (4: S_l is 0 beyond anyway; "
                         "a lower cap can only raise the direct call's score)")
     p.add_argument("--json-out", type=Path, help="save per-prompt results as JSON here")
+    p.add_argument("--shard", default="1/1", help="K/N: run the K-th of N shards of the selection (balanced by target length)")
+    p.add_argument("--report", type=Path, nargs="+", help="print the table and summary of saved --json-out files; run nothing")
     return p.parse_args(argv)
 
 
@@ -82,6 +91,28 @@ def load_prompts(args: argparse.Namespace) -> list[dict]:
     return sorted(picked, key=lambda r: r["length"])
 
 
+def shard(prompts: list[dict], spec: str) -> list[dict]:
+    """The K-th of N shards (``spec`` "K/N"): longest prompts first, each to the lightest shard so far.
+
+    >>> [r["length"] for r in shard([{"length": n} for n in (1000, 2000, 3000, 6000)], "1/2")]
+    [6000]
+    >>> [r["length"] for r in shard([{"length": n} for n in (1000, 2000, 3000, 6000)], "2/2")]
+    [1000, 2000, 3000]
+    """
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        sys.exit(f"--shard {spec!r}: give K/N, e.g. 1/2")
+    if not 1 <= k <= n:
+        sys.exit(f"--shard {spec!r}: K must be between 1 and N")
+    loads, owner = [0] * n, {}
+    for i in sorted(range(len(prompts)), key=lambda i: -prompts[i]["length"]):
+        j = loads.index(min(loads))
+        loads[j] += prompts[i]["length"]
+        owner[i] = j
+    return [r for i, r in enumerate(prompts) if owner[i] == k - 1]
+
+
 def run_writer(app, rec: dict, args: argparse.Namespace) -> dict:
     from agentlong.graphs.writer import WriterOptions, write
 
@@ -94,7 +125,8 @@ def run_writer(app, rec: dict, args: argparse.Namespace) -> dict:
                "notes": [a.note for a in s.attempts if a.note], "review": [v.passed for v in s.verdicts]}
               for s in res.sections]
     return _scored(rec, res.text, wall, res.usage,
-                   extra={"sections": len(res.sections), "on_target": on_target, "detail": detail, "text": res.text})
+                   extra={"sections": len(res.sections), "added": len(res.outline) - len(res.plan), "on_target": on_target,
+                          "detail": detail, "text": res.text})
 
 
 def run_direct(app, rec: dict, cap: float) -> dict:
@@ -124,35 +156,64 @@ def _scored(rec: dict, text: str, wall: float, usage, extra: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return report(args.report)
     from agentlong import Agentlong
     from agentlong.settings import LlamaSettings, Settings
 
-    prompts = load_prompts(args)
+    prompts = shard(load_prompts(args), args.shard)
     if not prompts:
         sys.exit("no prompt matches --min-words/--max-words/--lang")
     llama = LlamaSettings(n_ctx=args.n_ctx, n_threads=args.n_threads)
     app = Agentlong(settings=Settings(model=args.model, llama=llama, temperature=args.temperature))
     print(f"model {args.model}, n_ctx {app.backend.context_window()}, temperature {args.temperature}, {len(prompts)} prompts "
           f"({', '.join(str(p['length']) for p in prompts)} words)", flush=True)
-    head = f"{'set':5} {'line':>4} {'target':>6} | {'writer words':>12} {'S_l':>5} {'wall s':>7} {'tok':>6} {'w/s':>5}"
-    head += "" if args.skip_direct else f" | {'direct words':>12} {'S_l':>5} {'wall s':>7} {'tok':>6} {'w/s':>5}"
-    print(head, flush=True)
+    _head(not args.skip_direct)
     rows = []
     for rec in prompts:
         w = _guarded(run_writer, app, rec, args)
         d = None if args.skip_direct else _guarded(run_direct, app, rec, args.direct_cap)
         rows.append({"set": rec["set"], "line": rec["line"], "length": rec["length"], "type": rec["type"], "writer": w, "direct": d})
-        line = f"{rec['set']:5} {rec['line']:>4} {rec['length']:>6} | {_cells(w)}"
-        print(line + ("" if d is None else f" | {_cells(d)}"), flush=True)
-        for side, r in (("writer", w), ("direct", d)):
-            if r and r.get("error"):
-                print(f"      {side} failed (scored 0): {r['error'][:200]}", flush=True)
+        _row(rows[-1])
         if args.json_out:  # after every prompt, so a stopped run keeps what it measured
             args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
     _summary(rows)
     if args.json_out:
         args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
     return 0
+
+
+def report(paths: list[Path]) -> int:
+    """One table and summary over saved runs (e.g. the shards of one selection)."""
+    rows = []
+    for path in paths:
+        try:
+            rows.extend(json.loads(path.read_text(encoding="utf-8"))["rows"])
+        except (OSError, ValueError, KeyError) as exc:
+            sys.exit(f"cannot read {path}: {exc} — pass files written by --json-out")
+    if not rows:
+        sys.exit("the files hold no rows yet")
+    rows.sort(key=lambda r: r["length"])
+    print(f"{len(rows)} prompts ({', '.join(str(r['length']) for r in rows)} words) from {len(paths)} file(s)")
+    _head(all(r["direct"] for r in rows))
+    for r in rows:
+        _row(r)
+    _summary(rows)
+    return 0
+
+
+def _head(direct: bool) -> None:
+    head = f"{'set':5} {'line':>4} {'target':>6} | {'writer words':>12} {'S_l':>5} {'wall s':>7} {'tok':>6} {'w/s':>5}"
+    print(head + (f" | {'direct words':>12} {'S_l':>5} {'wall s':>7} {'tok':>6} {'w/s':>5}" if direct else ""), flush=True)
+
+
+def _row(row: dict) -> None:
+    w, d = row["writer"], row["direct"]
+    line = f"{row['set']:5} {row['line']:>4} {row['length']:>6} | {_cells(w)}"
+    print(line + ("" if d is None else f" | {_cells(d)}"), flush=True)
+    for side, r in (("writer", w), ("direct", d)):
+        if r and r.get("error"):
+            print(f"      {side} failed (scored 0): {r['error'][:200]}", flush=True)
 
 
 def _guarded(fn, app, rec: dict, arg) -> dict:
@@ -178,7 +239,9 @@ def _summary(rows: list[dict]) -> None:
     def total(side: str, key: str) -> float:
         return sum(r[side][key] for r in rows if r[side])
 
-    print(f"\nmean S_l   writer {mean('writer', 'score'):.1f}", end="")
+    print(f"\nmin S_l    writer {min(r['writer']['score'] for r in rows):.1f}", end="")
+    print("" if not rows[0]["direct"] else f"   direct {min(r['direct']['score'] for r in rows if r['direct']):.1f}")
+    print(f"mean S_l   writer {mean('writer', 'score'):.1f}", end="")
     if rows[0]["direct"]:
         print(f"   direct {mean('direct', 'score'):.1f}   (difference {mean('writer', 'score') - mean('direct', 'score'):+.1f})")
         ratio = total("writer", "wall_s") / max(total("direct", "wall_s"), 1e-9)
@@ -190,6 +253,7 @@ def _summary(rows: list[dict]) -> None:
         print(f"\nwall time  writer {total('writer', 'wall_s'):.0f}s")
     sections = sum(r["writer"]["sections"] for r in rows)
     print(f"writer sections within ±15% of budget: {sum(r['writer']['on_target'] for r in rows)}/{sections}")
+    print(f"writer top-up sections added: {sum(r['writer'].get('added', 0) for r in rows)}")
 
 
 if __name__ == "__main__":

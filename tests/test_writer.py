@@ -23,7 +23,16 @@ from agentlong.graphs.writer_plan import (MAX_WORDS, MIN_WORDS, Outline, normali
 from agentlong.graphs.writer_text import clean_section, dedupe, tail, trim_to
 from agentlong.wordcount import count_words, length_score, within
 
-SENTENCE = "Note {k} explains one more useful detail about healthy plants today."  # 10 counted words
+def sentence(k: int) -> str:
+    """The k-th scripted sentence: 10 counted words, 8 of them unique to k (so no two are near-repeats)."""
+    def word(n: int) -> str:
+        letters = ""
+        n += 1
+        while n:
+            n, r = divmod(n - 1, 26)
+            letters = chr(97 + r) + letters
+        return "q" + letters
+    return f"Note {k} on plants " + " ".join(word(8 * k + j) for j in range(7)) + "."
 
 
 class Model:
@@ -51,9 +60,9 @@ class Model:
             return {"summary": "It covers plants.", "problems": [] if self.passes else ["misses a point"],
                     "passes": self.passes}
         if "Rewrite the first paragraph" in prompt:
-            return "Following on from that, " + " ".join(SENTENCE.format(k=next(self.counter))
+            return "Following on from that, " + " ".join(sentence(next(self.counter))
                                                           for _ in range(max(1, self.words_per_call // 10)))
-        return " ".join(SENTENCE.format(k=next(self.counter)) for _ in range(max(1, self.words_per_call // 10)))
+        return " ".join(sentence(next(self.counter)) for _ in range(max(1, self.words_per_call // 10)))
 
     def count(self, marker: str) -> int:
         return sum(marker in p for p in self.prompts)
@@ -222,7 +231,7 @@ def test_a_batch_of_the_plan_that_stays_malformed_is_retried_smaller_then_kept_p
 def test_short_sections_are_extended_up_to_the_call_cap():
     model = Model(words_per_call=20)  # far below the 200-word budgets
     app, fake = app_for(model)
-    res = write(app, "Write about plants.", words=600, outline=OUTLINE3, options=WriterOptions(review=False, max_calls=4),
+    res = write(app, "Write about plants.", words=600, outline=OUTLINE3, options=WriterOptions(review=False, max_calls=4, rebalance=False),
                 checkpoint=False)
     for s in res.sections:
         assert [a.action for a in s.attempts] == ["draft", "continue", "continue", "continue"]
@@ -259,11 +268,93 @@ def test_a_repeating_model_stalls_instead_of_looping():
     assert res.sections[0].text.count("The same sentence") == 1
 
 
+def test_a_short_section_is_made_up_by_the_sections_left():
+    model = Model(words_per_call=20)  # every section ends at 80 words (4 calls of 20)
+    app, _ = app_for(model)
+    res = write(app, "Write about plants.", words=600, outline=OUTLINE3, options=WriterOptions(review=False, max_calls=4),
+                checkpoint=False)
+    assert [s.budget for s in res.plan] == [200, 200, 200]
+    assert [s.budget for s in res.outline] == [200, 260, 440]  # 600 - 80 over the two left, then 600 - 160
+    assert [s.budget for s in res.sections] == [200, 260, 440] and res.sections[1].words == 80
+    assert [s.title for s in res.outline] == OUTLINE3  # the user's outline: no sections added
+
+
+def test_a_long_section_shrinks_the_sections_left():
+    model = Model(words_per_call=110)  # 110 of 100: within tolerance, 10 over
+    app, _ = app_for(model)
+    res = write(app, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(review=False), checkpoint=False)
+    assert [s.words for s in res.sections][0] == 110 and res.outline[1].budget == 95
+    assert abs(res.words - 300) < abs(3 * 110 - 300)  # closer to the target than three sections at +10%
+    off = write(app, "Write about plants.", words=300, outline=OUTLINE3,
+                options=WriterOptions(review=False, rebalance=False), checkpoint=False)
+    assert [s.budget for s in off.outline] == [100, 100, 100]
+
+
+def _topping_model(words_per_call: int, extra_titles: list[str] | None = None) -> tuple[Model, callable]:
+    """A scripted model whose top-up plans (prompts that list planned sections) name new sections."""
+    model = Model(words_per_call=words_per_call, plan_budgets=[100, 100])
+    extras = iter(extra_titles or [f"Extra {k} plants" for k in range(1, 50)])
+
+    def respond(messages):
+        prompt = messages[-1].content
+        if "are already planned" in prompt:
+            model.prompts.append(prompt)
+            k = int(re.search(r"and sections (\d+) to (\d+)", prompt).group(2)) - int(re.search(r"and sections (\d+)", prompt).group(1)) + 1
+            return {"document_title": "Plants", "sections": [{"title": next(extras), "points": ["more"], "words": 100}
+                                                             for _ in range(k)]}
+        return model(messages)
+    return model, respond
+
+
+def test_a_text_that_ends_short_gets_top_up_sections_planned_by_the_model():
+    model, respond = _topping_model(words_per_call=60)
+    app, fake = app_for(model)
+    fake.default = respond
+    events = []
+    res = write(app, "Write about plants.", words=450, emit=events.append,
+                options=WriterOptions(sections=2, review=False, max_calls=1, section_words=100), checkpoint=False)
+    assert [s.budget for s in res.plan] == [225, 225] and len(res.plan) == 2
+    titles = [s.title for s in res.outline]
+    assert titles[:2] == ["Topic A plants", "Topic B plants"] and titles[2].startswith("Extra")
+    assert [s.title for s in res.sections] == titles and res.text.count("\n## ") == len(titles)
+    rounds = [e for e in events if isinstance(e, StepDone) and e.step == "top-up"]
+    assert 1 <= len(rounds) <= 2 and "words short of 450" in rounds[0].detail  # capped at top_up=2 rounds
+    assert res.words > 120  # two single 60-word calls without the top-up
+    plan_prompts = [p for p in model.prompts if "Plan it as" in p]
+    assert "are already planned" in plan_prompts[-1] and "- Topic A plants" in plan_prompts[-1]
+
+
+def test_top_up_is_capped_skips_user_outlines_and_survives_bad_plans():
+    model, respond = _topping_model(words_per_call=20)
+    app, fake = app_for(model)
+    fake.default = respond
+    res = write(app, "Write about plants.", words=400, options=WriterOptions(sections=2, review=False, max_calls=1, top_up=1),
+                checkpoint=False)
+    assert len(res.outline) > 2 and len(res.sections) == len(res.outline)
+    assert len(res.outline) - 2 <= 1  # one round of round(shortfall / section_words) sections
+    user = write(app, "Write about plants.", words=400, outline=["Topic A plants", "Topic B plants"],
+                 options=WriterOptions(review=False, max_calls=1), checkpoint=False)
+    assert len(user.outline) == 2  # never adds to the user's outline
+    repeat, respond2 = _topping_model(words_per_call=20, extra_titles=["Topic A plants"] * 50)
+    app2, fake2 = app_for(repeat)
+    fake2.default = respond2
+    res2 = write(app2, "Write about plants.", words=400, options=WriterOptions(sections=2, review=False, max_calls=1),
+                 checkpoint=False)
+    assert len(res2.outline) == 2 and sum(p.count("are already planned") for p in repeat.prompts) == 1  # repeats: stop
+    broken = Model(words_per_call=20, plan_budgets=[100, 100])
+    app3, fake3 = app_for(broken)
+    fake3.default = lambda m: "{not json" if "are already planned" in m[-1].content else broken(m)
+    events = []
+    res3 = write(app3, "Write about plants.", words=400, emit=events.append,
+                 options=WriterOptions(sections=2, review=False, max_calls=1), checkpoint=False)
+    assert len(res3.sections) == 2 and any(isinstance(e, Notice) and "planning more sections failed" in e.message for e in events)
+
+
 def test_max_tokens_follow_the_section_budget():
     model = Model(words_per_call=10)
     app, fake = app_for(model)
     write(app, "Write about plants.", words=400, outline=[{"title": "Small", "budget": 100}, {"title": "Big", "budget": 300}],
-          options=WriterOptions(review=False, max_calls=1, tokens_per_word=1.5), checkpoint=False)
+          options=WriterOptions(review=False, max_calls=1, tokens_per_word=1.5, rebalance=False), checkpoint=False)
     small, big = [c.max_tokens for c in fake.calls]
     assert small == math.ceil(115 * 1.5 * 1.1) + 16 and big == math.ceil(345 * 1.5 * 1.1) + 16
 
@@ -462,6 +553,7 @@ def test_cli_plan_only_then_outline_file(tmp_path, capsys, cli_model):
     (["write", "Write.", "--words", "300", "-o", "/no/such/dir/out.md"], "does not exist"),
     (["write", "Write.", "--outline", "/no/such/outline.md"], "outline"),
     (["write", "Write."], "--words"),
+    (["write", "Write.", "--words", "300", "--top-up", "-1"], "--top-up"),
 ])
 def test_cli_bad_input_is_one_line(argv, message, capsys, cli_model):
     from agentlong.cli.main import main
@@ -536,7 +628,7 @@ def test_an_all_repeat_first_draft_is_retried_with_a_new_prompt():
         return "Roses need six hours of sun every day."  # section 2 first tries: only a repeat of section 1
     fake.default = respond
     res = write(app, "Write about plants.", words=100, outline=["Roses", "Tulips"], checkpoint=False,
-                options=WriterOptions(max_calls=3))
+                options=WriterOptions(max_calls=3, rebalance=False))
     second = res.sections[1]
     assert [a.words for a in second.attempts][:2] == [0, 50] and second.within_tolerance
     assert sum("Section 2 of 2 is" in c.prompt for c in fake.calls) == 1  # reviewed once, when it had text

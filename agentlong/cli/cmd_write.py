@@ -39,6 +39,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-review", action="store_true", help="skip the reviewer call on each section")
     p.add_argument("--max-revisions", type=int, default=1, help="rewrites of a failed section (default 1)")
     p.add_argument("--continuity", action="store_true", help="final pass smoothing each section's first paragraph")
+    p.add_argument("--no-rebalance", action="store_true",
+                   help="keep each section's planned budget (default: carry a section's shortfall into the ones left)")
+    p.add_argument("--top-up", type=int, default=2,
+                   help="rounds of extra sections when the text ends short of --words (default 2; 0 = none)")
     p.add_argument("--json", action="store_true", help="print the whole result (text, outline, sections, usage) as JSON")
     p.add_argument("-m", "--model", default=argparse.SUPPRESS, help="model string (as the global --model)")
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
@@ -52,7 +56,8 @@ def _options(args: argparse.Namespace):
 
     try:
         return WriterOptions(section_words=args.section_words, sections=args.sections, max_calls=args.max_calls,
-                             review=not args.no_review, max_revisions=args.max_revisions, continuity=args.continuity)
+                             review=not args.no_review, max_revisions=args.max_revisions, continuity=args.continuity,
+                             rebalance=not args.no_rebalance, top_up=args.top_up)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}", hint="see agentlong write --help") from exc

@@ -2,9 +2,11 @@
 
 plan (outline with word budgets that sum to the target) → for each section: draft, extend while
 short (continue from the tail), trim at a boundary when long → review (model + code checks) →
-revise (capped) → commit (checkpointed) → assemble Markdown (optional continuity pass).
+revise (capped) → commit (checkpointed; the section's shortfall or surplus is carried into the
+budgets of the sections left) → top-up (a text that still ends short gets more sections, planned
+by the model, capped rounds) → assemble Markdown (optional continuity pass).
 
-What the writer guarantees: budgets sum to the target; no section is longer than its budget
+What the writer guarantees: planned budgets sum to the target; no section is longer than its budget
 plus the tolerance (drafting calls are capped at that length and trimmed at a paragraph or
 sentence end); a short section is extended up to ``max_calls`` calls, and every section's
 ``attempts`` and ``within_tolerance`` say what happened. A killed run resumes at the next section.
@@ -15,8 +17,10 @@ sentence end); a short section is extended up to ``max_calls`` calls, and every 
 ...                    responses={"Review the section": {"summary": "About tea.", "problems": [], "passes": True}})
 >>> res = write(Agentlong(model="fake", backend=fake), "Write about tea.", words=200,
 ...             outline=["Growing tea", "Drinking tea"], checkpoint=False)
->>> [s.budget for s in res.outline], res.text.count("\\n## ")
+>>> [s.budget for s in res.plan], res.text.count("\\n## ")
 ([100, 100], 2)
+>>> res.sections[0].words, res.outline[1].budget  # the repeats were dropped: section 2 makes up the rest
+(5, 195)
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ from ..events import Emit, EventBus
 from ..llm import LLM
 from ..types import Citation, RunRecord, Usage
 from .common import run_graph, thread_id_for
-from .writer_nodes import WriterContext, after_commit, after_draft, after_review, assemble, commit, draft, plan, review, revise
-from .writer_plan import Outline, SectionPlan, WriterOptions, check_target, normalize_outline, plan_outline, unit_for
+from .writer_nodes import (WriterContext, after_commit, after_draft, after_review, after_top_up, assemble, commit, draft, plan,
+                           review, revise, top_up)
+from .writer_plan import PLAN_BATCH, Outline, SectionPlan, WriterOptions, check_target, normalize_outline, plan_outline, unit_for
 from .writer_sources import Sources, citation_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,7 +92,8 @@ class WriteResult(BaseModel):
 
     title: str
     text: str
-    outline: list[SectionPlan]
+    outline: list[SectionPlan] = Field(description="what was written: the plan with budgets carried forward, plus top-up sections")
+    plan: list[SectionPlan] = Field(default_factory=list, description="the outline as planned (or given): budgets sum to the target")
     sections: list[SectionResult]
     words: int = Field(description="LongBench-Write count of the whole text")
     target: int
@@ -104,7 +110,10 @@ class WriterState(TypedDict, total=False):
     unit: str
     options: dict  # WriterOptions.model_dump(); routing reads it from state
     title: str
-    outline: list[dict]  # SectionPlan dumps
+    outline: list[dict]  # SectionPlan dumps: the live plan (budgets carried forward, top-up sections)
+    plan: list[dict]  # the outline as first planned or given
+    user_outline: bool  # the user gave the outline: no top-up sections
+    top_ups: int  # top-up rounds so far
     ratio: float  # tokens per word, measured with the model's tokenizer
     index: int  # the section being written
     draft: str
@@ -126,14 +135,15 @@ def build_graph() -> StateGraph:
     """The uncompiled writer graph."""
     g = StateGraph(WriterState, context_schema=WriterContext)
     for name, fn in [("plan", plan), ("draft", draft), ("review", review), ("revise", revise),
-                     ("commit", commit), ("assemble", assemble)]:
+                     ("commit", commit), ("top_up", top_up), ("assemble", assemble)]:
         g.add_node(name, fn)
     g.add_edge(START, "plan")
     g.add_edge("plan", "draft")
     g.add_conditional_edges("draft", after_draft, ["draft", "review", "commit"])
     g.add_conditional_edges("revise", after_draft, ["draft", "review", "commit"])
     g.add_conditional_edges("review", after_review, ["revise", "commit"])
-    g.add_conditional_edges("commit", after_commit, ["draft", "assemble"])
+    g.add_conditional_edges("commit", after_commit, ["draft", "top_up", "assemble"])
+    g.add_conditional_edges("top_up", after_top_up, ["draft", "assemble"])
     g.add_edge("assemble", END)
     return g
 
@@ -222,7 +232,8 @@ def write(app: "Agentlong", instruction: str, *, words: int, sources: Any = None
                            "outline": [s.model_dump() for s in user.sections] if user else [], "sections": [], "cites": []}
     n = len(user.sections) if user else max(1, round(target / opts.section_words)) if not opts.sections else opts.sections
     per_section = opts.max_calls * (1 + opts.max_revisions) + 2 * (opts.max_revisions + 1) + 2
-    state = run_graph(build_graph(), inputs, ctx, thread_id=thread, recursion_limit=10 + n * per_section,
+    n += opts.top_up * PLAN_BATCH  # the most sections top-up rounds can add
+    state = run_graph(build_graph(), inputs, ctx, thread_id=thread, recursion_limit=10 + opts.top_up + n * per_section,
                       checkpoint=checkpoint)
     result = _result(app, ctx, state, started, started_at)
     if out_path is not None:
@@ -239,6 +250,7 @@ def _result(app: "Agentlong", ctx: WriterContext, state: dict, started: float, s
     citations = [citation_for(c["n"], c["chunk"]) for c in state.get("cites", []) if c["n"] in cited]
     return WriteResult(
         title=state["title"], text=state["text"], outline=[SectionPlan.model_validate(s) for s in state["outline"]],
+        plan=[SectionPlan.model_validate(s) for s in state.get("plan", state["outline"])],
         sections=sections, words=count_words(state["text"]), target=state["target"], citations=citations,
         usage=ctx.llm.usage, record=app.record(ctx.llm, started, started_at), resumed=bool(state.get("_resumed")),
     )

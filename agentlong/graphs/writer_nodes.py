@@ -19,11 +19,13 @@ from ..packing import fit, prompt_budget, truncate_to_tokens
 from ..types import Chunk
 from ..wordcount import bounds, count_words
 from .common import RunContext
-from .writer_plan import Outline, SectionPlan, WriterOptions, plan_outline
+from ..errors import ParseError
+from .writer_plan import MIN_SECTION_WORDS, PLAN_BATCH, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale
 from .writer_sources import Sources, attribute, citation_for
 from .writer_text import BM25, clean_section, complete_sentences, dedupe, join_draft, passages, tail, trim_to
 
-__all__ = ["WriterContext", "plan", "draft", "review", "revise", "commit", "assemble", "Review", "options_of"]
+__all__ = ["WriterContext", "plan", "draft", "review", "revise", "commit", "top_up", "assemble", "Review", "options_of",
+           "rebalanced", "shortfall", "after_top_up"]
 
 SYSTEM = "writer_system"
 HEADROOM = 1.1  # output tokens over the measured words->tokens estimate
@@ -97,8 +99,9 @@ def plan(state: dict, runtime: Runtime[WriterContext]) -> dict:
     ratio = opts.tokens_per_word or (min(3.0, max(0.5, ctx.llm.tokens(sample) / words)) if words >= 5 else 1.4)
     ctx.emit(StepDone(step="outline", detail=outline.markdown()))
     ctx.emit(Progress(task="words", done=0, total=state["target"], detail=outline.sections[0].title))
-    return {"title": outline.title or state["instruction"][:80], "outline": [s.model_dump() for s in outline.sections],
-            "index": 0, "ratio": round(ratio, 4), **_fresh()}
+    sections = [s.model_dump() for s in outline.sections]
+    return {"title": outline.title or state["instruction"][:80], "outline": sections, "plan": sections,
+            "user_outline": bool(state.get("outline")), "top_ups": 0, "index": 0, "ratio": round(ratio, 4), **_fresh()}
 
 
 def _fresh() -> dict[str, Any]:
@@ -347,10 +350,47 @@ def commit(state: dict, runtime: Runtime[WriterContext]) -> dict:
     for c in state.get("cites", []):
         if c["n"] in cited and c["n"] not in earlier:
             ctx.emit(CitationFound(citation=citation_for(c["n"], c["chunk"])))
-    ctx.emit(Progress(task="words", done=_done_words(state) + words, total=state["target"], detail=sec.title))
-    ctx.emit(StepDone(step=f"section {i + 1}/{len(state['outline'])}",
-                      detail=f"{words}/{sec.budget} words, {state.get('calls', 0)} calls, {state.get('revisions', 0)} revisions"))
-    return {"sections": [record], "index": i + 1, **_fresh()}
+    done = _done_words(state) + words
+    ctx.emit(Progress(task="words", done=done, total=state["target"], detail=sec.title))
+    detail = f"{words}/{sec.budget} words, {state.get('calls', 0)} calls, {state.get('revisions', 0)} revisions"
+    update: dict[str, Any] = {"sections": [record], "index": i + 1, **_fresh()}
+    if opts.rebalance and i + 1 < len(state["outline"]):
+        outline = rebalanced(state["outline"], i + 1, state["target"] - done)
+        if outline != state["outline"]:
+            update["outline"] = outline
+            left = sum(s["budget"] for s in state["outline"][i + 1:])
+            detail += f"; the {len(outline) - i - 1} sections left now aim at {sum(s['budget'] for s in outline[i + 1:]):,} words (was {left:,})"
+    ctx.emit(StepDone(step=f"section {i + 1}/{len(state['outline'])}", detail=detail))
+    return update
+
+
+def rebalanced(outline: list[dict], start: int, left: int) -> list[dict]:
+    """The outline with the budgets of sections ``start``.. rescaled to sum to ``left`` words.
+
+    Carries a finished section's shortfall (or surplus) forward so the whole text keeps to the
+    target. Each budget changes by at most 2x up or down and stays >= MIN_SECTION_WORDS; what
+    cannot be absorbed that way is left to the top-up at the end.
+
+    >>> o = [{"title": t, "budget": 500} for t in "ABC"]
+    >>> [s["budget"] for s in rebalanced(o, 1, 1266)]  # A wrote 234 of 500: B and C share the 266 short
+    [500, 633, 633]
+    >>> [s["budget"] for s in rebalanced(o, 1, 3000)]  # at most twice the plan
+    [500, 1000, 1000]
+    """
+    rest = [s["budget"] for s in outline[start:]]
+    now = sum(rest)
+    if not rest or now <= 0:
+        return outline
+    total = min(max(left, now // 2, MIN_SECTION_WORDS * len(rest)), now * 2)
+    budgets = [max(MIN_SECTION_WORDS, b) for b in rescale(rest, total, spread=None)]
+    return [*outline[:start], *({**s, "budget": b} for s, b in zip(outline[start:], budgets))]
+
+
+def shortfall(state: dict) -> int:
+    """Words the finished sections are short of the target, when worth a top-up (else 0): >= 50 words and
+    >= a third of the tolerance (5% at ±15%)."""
+    short = state["target"] - _done_words(state)
+    return short if short >= max(50, state["target"] * options_of(state).tolerance / 3) else 0
 
 
 def _length_status(state: dict, words: int, lo: int, hi: int) -> str:
@@ -369,6 +409,34 @@ def _first_last(text: str) -> str:
 
 
 def after_commit(state: dict) -> str:
+    """Next section; at the end, a top-up when a model-planned text ran short (capped rounds), else assemble."""
+    if state["index"] < len(state["outline"]):
+        return "draft"
+    wants = not state.get("user_outline") and state.get("top_ups", 0) < options_of(state).top_up
+    return "top_up" if wants and shortfall(state) else "assemble"
+
+
+def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
+    """The text ended short: the model plans more sections (after the others) whose budgets sum to the shortfall."""
+    ctx, opts = runtime.context, options_of(state)
+    _announce_resume(state, ctx)
+    short = shortfall(state)
+    titles = [s["title"] for s in state["outline"]]
+    k = max(1, min(PLAN_BATCH, round(short / opts.section_words)))
+    try:
+        more = plan_more(ctx.llm, state["instruction"], state["target"], titles, short, k)
+    except ParseError as exc:
+        ctx.emit(Notice(message=f"the text is {short:,} words short; planning more sections failed ({exc})", level="warning"))
+        more = []
+    rounds = state.get("top_ups", 0) + 1
+    if not more:
+        return {"top_ups": opts.top_up}  # nothing usable: no further rounds
+    ctx.emit(StepDone(step="top-up", detail=f"{short:,} words short of {state['target']:,}: "
+                      + ", ".join(f"{s.title} ({s.budget} words)" for s in more)))
+    return {"outline": [*state["outline"], *(s.model_dump() for s in more)], "top_ups": rounds, **_fresh()}
+
+
+def after_top_up(state: dict) -> str:
     return "draft" if state["index"] < len(state["outline"]) else "assemble"
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SectionPlan", "Outline", "WriterOptions", "MIN_WORDS", "MAX_WORDS", "check_target", "section_count",
-    "rescale", "normalize_outline", "parse_outline_text", "plan_outline", "unit_for",
+    "rescale", "normalize_outline", "parse_outline_text", "plan_outline", "plan_more", "unit_for",
 ]
 
 MIN_WORDS, MAX_WORDS = 50, 100_000
@@ -49,6 +49,8 @@ class WriterOptions(BaseModel):
     max_calls: int = Field(4, ge=1, le=20, description="model calls per section to draft and extend it (the first draft counts)")
     review: bool = Field(True, description="run a reviewer call on every section")
     max_revisions: int = Field(1, ge=0, le=5, description="rewrites of a section the reviewer failed")
+    rebalance: bool = Field(True, description="carry each finished section's shortfall or surplus into the budgets of the sections left")
+    top_up: int = Field(2, ge=0, le=10, description="rounds of extra sections the model plans when the whole text ends short of the target (model-planned outlines only)")
     continuity: bool = Field(False, description="final pass that smooths the first paragraph of each section into the one before")
     earlier_passages: int = Field(2, ge=0, le=10, description="passages of earlier sections retrieved (BM25) for each section")
     source_passages: int = Field(4, ge=0, le=20, description="source passages retrieved for each section when sources are given")
@@ -282,3 +284,49 @@ def plan_outline(llm: "LLM", instruction: str, target: int, options: WriterOptio
     if not sections:
         sections = [SectionPlan(title=title or "Text", points=[], budget=target)]
     return Outline(title=title or instruction.strip().splitlines()[0][:_TITLE_CHARS], sections=sections)
+
+
+def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], words: int, k: int) -> list[SectionPlan]:
+    """``k`` more sections after ``titles`` whose budgets sum to ``words``: the top-up of a text that ran short.
+
+    Titles that repeat an earlier one are dropped (so the result may be shorter, or empty); a reply
+    that is not valid JSON twice raises ParseError.
+    """
+    k = max(1, min(k, PLAN_BATCH, words // MIN_SECTION_WORDS))
+    ask = min(k + 1, PLAN_BATCH)  # one spare: a small model often re-proposes an earlier section first
+    plan = llm.call_json(
+        "writer_plan", _plan_model(ask), max_tokens=80 + ask * _ITEM_TOKENS, instruction=instruction, target=target,
+        unit=unit_for(instruction), n=len(titles) + ask, start=len(titles) + 1, count=ask, words_each=round(words / k),
+        previous=titles[-30:],
+    )
+    seen = [_title_words(t) for t in titles]
+    got: list[_PlanItem] = []
+    for it in plan.sections:  # type: ignore[attr-defined]
+        key = _title_words(it.title)
+        if key and not any(_same_topic(key, old) for old in seen):
+            seen.append(key)
+            got.append(it)
+    got = got[:k]
+    budgets = rescale([it.words for it in got], words)
+    return [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
+            for it, b in zip(got, budgets)]
+
+
+_TITLE_LABEL = re.compile(r"^\s*(?:(?:step|section|part|chapter)\s+\w+|\d+)\s*[:.)-]\s*", re.IGNORECASE)
+
+
+def _title_words(title: str) -> frozenset[str]:
+    return frozenset(re.findall(r"\w+", _TITLE_LABEL.sub("", title).casefold()))
+
+
+def _same_topic(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Titles that name the same section: one's words contain the other's, or they share 60%.
+
+    >>> _same_topic(_title_words("Choosing the Right Simulation Tools"), _title_words("Step 2: Choosing the right simulation tools"))
+    True
+    >>> _same_topic(_title_words("Watering"), _title_words("Light and shade"))
+    False
+    """
+    if not a or not b:
+        return False
+    return a <= b or b <= a or len(a & b) >= 0.6 * len(a | b)

@@ -72,24 +72,46 @@ def _keys(text: str) -> tuple[set[str], set[str]]:
     return lines, {_norm(m.group()) for m in _SEGMENT.finditer(text)}
 
 
+NEAR = 0.8  # word-set overlap (Jaccard) at which a sentence of NEAR_WORDS+ words counts as a repeat
+NEAR_WORDS = 6
+
+
+def _near(words: frozenset[str], pool: list[frozenset[str]]) -> bool:
+    n = len(words)
+    return any(NEAR * len(w) <= n <= len(w) / NEAR and len(words & w) >= NEAR * len(words | w) for w in pool)
+
+
 def dedupe(text: str, min_words: int = 4, seen_text: str = "") -> tuple[str, int]:
     """Drop repeated lines, then sentences (of ``min_words`` or more) seen earlier; returns (text, dropped).
 
     ``seen_text`` counts as already written: the prompt (an echo of it is dropped) and earlier sections.
+    A sentence of 6+ words that shares 80% of its words with an earlier one is a repeat too (a small
+    model loops by swapping one word):
+
+    >>> dedupe("This is the final section: bring the whole text to a close.",
+    ...        seen_text="This is the last section: bring the whole text to a close.")
+    ('', 1)
+    >>> dedupe("Roses need sun and water every day. Tulips need cold winters to bloom well.")[1]
+    0
     """
     seen_lines, seen = _keys(seen_text) if seen_text else (set(), set())
+    pool = [w for k in seen if len(w := frozenset(k.split())) >= NEAR_WORDS]
     text, dropped = _dedupe_lines(text, seen_lines)
     keep: list[str] = []
     last = 0
     for m in _SEGMENT.finditer(text):
         key = _norm(m.group())
-        if count_words(m.group()) >= min_words and key in seen:
+        words = frozenset(key.split())
+        long = count_words(m.group()) >= min_words
+        if long and (key in seen or (len(words) >= NEAR_WORDS and _near(words, pool))):
             keep.append(text[last : m.start()])
             last, dropped = m.end(), dropped + 1
             if text[last : last + 1] == "\n" and (m.start() == 0 or text[m.start() - 1] == "\n"):
                 last += 1  # a whole line went: drop its line break too
             continue
         seen.add(key)
+        if len(words) >= NEAR_WORDS:
+            pool.append(words)
     keep.append(text[last:])
     out = "".join(keep)
     out = re.sub(r"[ \t]+\n", "\n", out)
