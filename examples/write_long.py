@@ -4,7 +4,7 @@
     python examples/write_long.py --words 3000 -o guide.md
 
 The outline and each finished section are printed as they come; the per-section record (budget,
-words, calls, review verdicts) is printed at the end. Run it again after Ctrl-C: it resumes.
+words, calls, review verdicts; budgets after carrying earlier sections' shortfall) is printed at the end. Run it again after Ctrl-C: it resumes.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ def main() -> int:
     def show(event) -> None:
         if isinstance(event, StepDone) and event.step == "outline":
             print("Outline:\n" + event.detail, file=sys.stderr)
+        elif isinstance(event, StepDone) and event.step == "top-up":  # the text ran short: more sections
+            print("Top-up: " + event.detail, file=sys.stderr)
         elif isinstance(event, TextDelta):
             print(event.text, flush=True)
         elif isinstance(event, Progress) and event.task == "words":

@@ -290,9 +290,9 @@ def test_a_long_section_shrinks_the_sections_left():
     assert [s.budget for s in off.outline] == [100, 100, 100]
 
 
-def _topping_model(words_per_call: int, extra_titles: list[str] | None = None) -> tuple[Model, callable]:
+def _topping_model(words_per_call: int, extra_titles: list[str] | None = None, fail_on: str | None = None) -> tuple[Model, callable]:
     """A scripted model whose top-up plans (prompts that list planned sections) name new sections."""
-    model = Model(words_per_call=words_per_call, plan_budgets=[100, 100])
+    model = Model(words_per_call=words_per_call, plan_budgets=[100, 100], fail_on=fail_on)
     extras = iter(extra_titles or [f"Extra {k} plants" for k in range(1, 50)])
 
     def respond(messages):
@@ -322,6 +322,25 @@ def test_a_text_that_ends_short_gets_top_up_sections_planned_by_the_model():
     assert res.words > 120  # two single 60-word calls without the top-up
     plan_prompts = [p for p in model.prompts if "Plan it as" in p]
     assert "are already planned" in plan_prompts[-1] and "- Topic A plants" in plan_prompts[-1]
+
+
+def test_a_run_killed_in_a_top_up_section_resumes_there_without_replanning(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTLONG_HOME", str(tmp_path))
+    opts = WriterOptions(sections=2, review=False, max_calls=1, section_words=100)
+    crashing, respond = _topping_model(words_per_call=60, fail_on="Write section 3 of")
+    app, fake = app_for(crashing)
+    fake.default = respond
+    with pytest.raises(RuntimeError):
+        write(app, "Write about plants.", words=450, options=opts)
+    assert crashing.count("are already planned") == 1
+    fresh, respond2 = _topping_model(words_per_call=60)
+    fresh.counter = itertools.count(1000)
+    app2, fake2 = app_for(fresh)
+    fake2.default = respond2
+    res = write(app2, "Write about plants.", words=450, options=opts)
+    assert res.resumed and fresh.count("Plan it as") == fresh.count("are already planned")  # the first plan is kept
+    assert [s.title for s in res.outline][:3] == ["Topic A plants", "Topic B plants", "Extra 1 plants"]
+    assert "Note 1000 " in res.sections[2].text and "Note 0 " in res.sections[0].text  # section 3 written after the resume
 
 
 def test_top_up_is_capped_skips_user_outlines_and_survives_bad_plans():

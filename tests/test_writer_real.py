@@ -12,6 +12,7 @@ import pytest
 
 from agentlong import Agentlong
 from agentlong.graphs.writer import WriterOptions, write
+from agentlong.graphs.writer_nodes import rebalanced
 from agentlong.wordcount import bounds, count_words
 
 pytestmark = pytest.mark.slow
@@ -23,9 +24,15 @@ def test_real_model_writes_600_words_in_3_sections(llama_backend):
     res = write(app, "Write a short guide for beginners on keeping houseplants alive.", words=600,
                 options=options, checkpoint=False)
 
-    assert len(res.outline) == 3 and sum(s.budget for s in res.outline) == 600
-    assert res.text.startswith("# ") and res.text.count("\n## ") == 3
+    assert len(res.plan) == 3 and sum(s.budget for s in res.plan) == 600
+    assert [s.title for s in res.outline[:3]] == [s.title for s in res.plan]  # top-up sections only come after
+    assert len(res.outline) <= 3 + 2 * 10  # at most two top-up rounds
+    assert res.text.startswith("# ") and res.text.count("\n## ") == len(res.outline)
     assert [s.title for s in res.sections] == [s.title for s in res.outline]
+    carried = [p.model_dump() for p in res.plan]  # replay the carry with the words the model really wrote
+    for i in range(len(res.plan) - 1):
+        carried = rebalanced(carried, i + 1, 600 - sum(x.words for x in res.sections[:i + 1]))
+    assert [s.budget for s in res.sections[:3]] == [c["budget"] for c in carried]
     for s in res.sections:
         lo, hi = bounds(s.budget)
         assert s.words == count_words(s.text) and s.words <= hi
