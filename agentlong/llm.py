@@ -108,11 +108,12 @@ class LLM:
             meter.usage = meter.usage + completion.usage
         self.emit(UsageUpdate(usage=total))
 
-    def send(self, messages: list[Message], *, step: str, max_tokens: int, schema: dict | None = None) -> Completion:
+    def send(self, messages: list[Message], *, step: str, max_tokens: int, schema: dict | None = None,
+             temperature: float | None = None) -> Completion:
+        """Complete ``messages`` (at ``temperature``, default the settings'); usage is accounted."""
         check_fits(self.backend, messages, max_tokens)
-        completion = self.backend.complete(
-            messages, max_tokens=max_tokens, temperature=self.settings.temperature, schema=schema
-        )
+        temperature = self.settings.temperature if temperature is None else temperature
+        completion = self.backend.complete(messages, max_tokens=max_tokens, temperature=temperature, schema=schema)
         self._account(step, completion)
         return completion
 

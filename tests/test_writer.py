@@ -359,7 +359,7 @@ def test_top_up_is_capped_skips_user_outlines_and_survives_bad_plans():
     fake2.default = respond2
     res2 = write(app2, "Write about plants.", words=400, options=WriterOptions(sections=2, review=False, max_calls=1),
                  checkpoint=False)
-    assert len(res2.outline) == 2 and sum(p.count("are already planned") for p in repeat.prompts) == 1  # repeats: stop
+    assert len(res2.outline) == 2 and sum(p.count("are already planned") for p in repeat.prompts) == 2  # one retry, then stop
     broken = Model(words_per_call=20, plan_budgets=[100, 100])
     app3, fake3 = app_for(broken)
     fake3.default = lambda m: "{not json" if "are already planned" in m[-1].content else broken(m)
@@ -367,6 +367,28 @@ def test_top_up_is_capped_skips_user_outlines_and_survives_bad_plans():
     res3 = write(app3, "Write about plants.", words=400, emit=events.append,
                  options=WriterOptions(sections=2, review=False, max_calls=1), checkpoint=False)
     assert len(res3.sections) == 2 and any(isinstance(e, Notice) and "planning more sections failed" in e.message for e in events)
+
+
+def test_retries_after_an_empty_call_sample_warmer():
+    app, fake = app_for(Model())
+    fake.default = "The same sentence about plants again and again. " * 5
+    write(app, "Write about plants.", words=300, outline=OUTLINE3, options=WriterOptions(review=False, temperature=0.7),
+          checkpoint=False)
+    # section 1: draft, continue (added nothing), a warmer continue; sections 2-3: every first draft is a repeat
+    assert [c.temperature for c in fake.calls] == [0.7, 0.7, 0.95] + [0.7, 0.95, 1.2] * 2
+
+
+def test_a_review_reply_that_is_never_valid_json_leaves_the_section_unreviewed_not_the_run_dead():
+    model = Model(words_per_call=100)
+    app, fake = app_for(model)
+    fake.default = lambda m: "{\"summary\": \"loops" if "Review the section" in m[-1].content else model(m)
+    events = []
+    res = write(app, "Write about plants.", words=300, outline=OUTLINE3, emit=events.append, checkpoint=False)
+    assert len(res.sections) == 3 and all(s.words > 0 for s in res.sections)
+    assert all(v.by == "code" and "not reviewed" in v.problems[0] for s in res.sections for v in s.verdicts)
+    assert sum(isinstance(e, Notice) and "no review" in e.message for e in events) == 3
+    schema = next(c.schema for c in fake.calls if c.schema and "passes" in json.dumps(c.schema))
+    assert schema["properties"]["problems"]["items"]["maxLength"] == 200  # bounded: the reply fits its max_tokens
 
 
 def test_max_tokens_follow_the_section_budget():

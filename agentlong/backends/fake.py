@@ -38,6 +38,7 @@ class FakeCall:
     schema: dict | None = None
     stream: bool = False
     response: str = field(default="")
+    temperature: float = 0.0
 
     @property
     def prompt(self) -> str:
@@ -94,12 +95,13 @@ class FakeBackend(BaseBackend):
             self._cursor += 1
             return value
 
-    def _respond(self, messages: list[Message], max_tokens: int, schema: dict | None, stream: bool) -> str:
+    def _respond(self, messages: list[Message], max_tokens: int, schema: dict | None, stream: bool,
+                 temperature: float = 0.0) -> str:
         check_fits(self, messages, max_tokens)
         value = self._pick(messages)
         if callable(value) and not isinstance(value, type):
             value = value(messages)
-        call = FakeCall(messages=list(messages), max_tokens=max_tokens, schema=schema, stream=stream)
+        call = FakeCall(messages=list(messages), max_tokens=max_tokens, schema=schema, stream=stream, temperature=temperature)
         with self._lock:
             self.calls.append(call)
         if isinstance(value, BaseException):
@@ -129,12 +131,12 @@ class FakeBackend(BaseBackend):
 
     def complete(self, messages, *, max_tokens, temperature=0.0, schema=None, stop=None) -> Completion:
         started = time.perf_counter()
-        text = self._respond(messages, max_tokens, schema, stream=False)
+        text = self._respond(messages, max_tokens, schema, stream=False, temperature=temperature)
         return self._completion(messages, text, started, schema)
 
     def stream(self, messages, *, max_tokens, temperature=0.0, stop=None) -> Stream:
         started = time.perf_counter()
-        text = self._respond(messages, max_tokens, None, stream=True)
+        text = self._respond(messages, max_tokens, None, stream=True, temperature=temperature)
         words = text.split(" ")
         deltas = iter([w if i == 0 else " " + w for i, w in enumerate(words)])
         return Stream(deltas, lambda full: self._completion(messages, full, started, None))

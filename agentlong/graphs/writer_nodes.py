@@ -45,7 +45,7 @@ class Review(BaseModel):
     """The reviewer's schema-constrained verdict on one section."""
 
     summary: str = Field(max_length=400)
-    problems: list[str] = Field(json_schema_extra={"maxItems": 3})
+    problems: list[str] = Field(json_schema_extra={"maxItems": 3, "items": {"type": "string", "maxLength": 200}})
     passes: bool
 
     @field_validator("summary", mode="before")
@@ -183,7 +183,7 @@ def draft(state: dict, runtime: Runtime[WriterContext]) -> dict:
     prompt, variables = _draft_prompt(state, ctx, before, max_tokens)
     cites = variables.pop("_cites")
     messages = ctx.llm.messages(prompt, system=SYSTEM, **variables)
-    completion = ctx.llm.send(messages, step=prompt, max_tokens=max_tokens)
+    completion = ctx.llm.send(messages, step=prompt, max_tokens=max_tokens, temperature=_retry_temperature(state, ctx, before))
     seen = _seen_text(state, messages[-1].content) + "\n" + before
     new, dropped = dedupe(clean_section(completion.text, sec.title, _titles(state)), seen_text=seen)
     text, note = _fit_length(join_draft(before, new), completion.finish_reason, lo, hi, dropped)
@@ -198,6 +198,16 @@ def draft(state: dict, runtime: Runtime[WriterContext]) -> dict:
     return {"draft": text, "calls": state.get("calls", 0) + 1, "attempts": [*state.get("attempts", []), attempt],
             "stalled": stalled, "weak": weak, "cites": cites, "shown": [s["n"] for s in variables["sources"]],
             "ratio": _measure(ctx, text, state["ratio"])}
+
+
+def _retry_temperature(state: dict, ctx: WriterContext, before: str) -> float | None:
+    """Warmer sampling for a call that follows one that added (almost) nothing: +0.25 a time, at most 1.2.
+
+    A small model that has run out of new things to say repeats itself at the same temperature.
+    """
+    base = ctx.llm.settings.temperature
+    tries = state.get("weak", 0) if before else state.get("calls", 0)  # first-draft retries: every earlier call was empty
+    return min(max(base, 1.2), base + 0.25 * tries) if tries else None
 
 
 def _draft_prompt(state: dict, ctx: WriterContext, before: str, max_tokens: int) -> tuple[str, dict[str, Any]]:
@@ -273,14 +283,20 @@ def review(state: dict, runtime: Runtime[WriterContext]) -> dict:
         verdicts.append({"passed": False, "problems": problems, "by": "code", "round": rnd})
     if count_words(state["draft"]) == 0:  # nothing for the reviewer to read
         return {"verdicts": verdicts}
-    verdict = _model_review(state, ctx)
+    try:
+        verdict = _model_review(state, ctx)
+    except ParseError as exc:  # the section stands as written; the record says it was not reviewed
+        ctx.emit(Notice(message=f"section {state['index'] + 1}: no review ({exc})", level="warning"))
+        verdicts.append({"passed": True, "problems": ["not reviewed: the reviewer's reply was not valid JSON"], "by": "code",
+                         "round": rnd})
+        return {"verdicts": verdicts}
     verdicts.append({"passed": verdict.passes, "problems": verdict.problems, "by": "model", "round": rnd})
     return {"verdicts": verdicts, "summary": verdict.summary.strip()}
 
 
 def _model_review(state: dict, ctx: WriterContext) -> Review:
     variables = {**_base_vars(state), "text": "", "truncated": False}
-    max_tokens = 320
+    max_tokens = 480  # the longest reply the schema allows: 400 + 3 x 200 characters, with room for the JSON
     room = _room(ctx, "writer_review", max_tokens, variables)
     text = truncate_to_tokens(state["draft"], room, ctx.llm.tokens)
     return ctx.llm.call_json("writer_review", Review, max_tokens=max_tokens, system=SYSTEM,
@@ -423,11 +439,15 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
     short = shortfall(state)
     titles = [s["title"] for s in state["outline"]]
     k = max(1, min(PLAN_BATCH, round(short / opts.section_words)))
-    try:
-        more = plan_more(ctx.llm, state["instruction"], state["target"], titles, short, k)
-    except ParseError as exc:
-        ctx.emit(Notice(message=f"the text is {short:,} words short; planning more sections failed ({exc})", level="warning"))
-        more = []
+    more: list[SectionPlan] = []
+    for ask in (k, k + 2):  # a second try asks for more: a small model often re-proposes earlier sections
+        try:
+            more = plan_more(ctx.llm, state["instruction"], state["target"], titles, short, ask)[:k]
+        except ParseError as exc:
+            ctx.emit(Notice(message=f"the text is {short:,} words short; planning more sections failed ({exc})", level="warning"))
+            break
+        if more:
+            break
     rounds = state.get("top_ups", 0) + 1
     if not more:
         return {"top_ups": opts.top_up}  # nothing usable: no further rounds

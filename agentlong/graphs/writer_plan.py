@@ -320,13 +320,11 @@ def _title_words(title: str) -> frozenset[str]:
 
 
 def _same_topic(a: frozenset[str], b: frozenset[str]) -> bool:
-    """Titles that name the same section: one's words contain the other's, or they share 60%.
+    """Titles that name the same section: their words (numbering labels aside) overlap 75% or more.
 
     >>> _same_topic(_title_words("Choosing the Right Simulation Tools"), _title_words("Step 2: Choosing the right simulation tools"))
     True
-    >>> _same_topic(_title_words("Watering"), _title_words("Light and shade"))
+    >>> _same_topic(_title_words("Cost Consultation"), _title_words("Cost Consultation for Hydraulic Projects"))
     False
     """
-    if not a or not b:
-        return False
-    return a <= b or b <= a or len(a & b) >= 0.6 * len(a | b)
+    return bool(a and b) and len(a & b) >= 0.75 * len(a | b)
