@@ -121,17 +121,17 @@ class LLM:
         """Render ``prompt`` and complete it."""
         return self.send(self.messages(prompt, system=system, **variables), step=prompt, max_tokens=max_tokens)
 
-    def stream(self, messages: list[Message], *, step: str, max_tokens: int) -> Stream:
-        """Stream a completion; usage is accounted when the stream ends."""
+    def stream(self, messages: list[Message], *, step: str, max_tokens: int, temperature: float | None = None) -> Stream:
+        """Stream a completion; usage is accounted when the stream ends (or is stopped with ``collect(until=...)``)."""
         check_fits(self.backend, messages, max_tokens)
-        inner = self.backend.stream(messages, max_tokens=max_tokens, temperature=self.settings.temperature)
+        temperature = self.settings.temperature if temperature is None else temperature
+        inner = self.backend.stream(messages, max_tokens=max_tokens, temperature=temperature)
 
-        def deltas():
-            yield from inner
-            assert inner.completion is not None
-            self._account(step, inner.completion)
+        def account(completion: Completion) -> Completion:
+            self._account(step, completion)
+            return completion
 
-        return Stream(deltas(), lambda _text: inner.completion)
+        return inner.after(account)  # accounted when the stream ends, or is stopped early
 
     def call_json(
         self, prompt: str, model: type[M], *, max_tokens: int, system: str | None = "system", **variables: Any

@@ -162,6 +162,16 @@ def test_llama_serialises_concurrent_calls(llama_backend):
     assert not errors and len(results) == 3 and all(results)
 
 
+def test_a_stream_stopped_early_keeps_its_text_and_usage_and_frees_the_backend(backend):
+    long_count = [SYSTEM, Message(role="user", content="Count from 1 to 100, separated by spaces.")]
+    stream = backend.stream(long_count if not isinstance(backend, FakeBackend) else COUNT, max_tokens=200)
+    completion = stream.collect(until=lambda text: len(text.split()) >= 3)
+    assert completion.finish_reason == "stopped" and len(completion.text.split()) >= 3
+    assert completion.text.startswith("1") or "1" in completion.text[:8]
+    assert 0 < completion.usage.completion_tokens < 60  # sampling stopped; did not run on to 100
+    assert "4" in backend.complete(ARITHMETIC, max_tokens=8).text  # the model (lock, connection) is free again
+
+
 def test_llama_stream_releases_the_model_when_abandoned(llama_backend):
     stream = llama_backend.stream(COUNT, max_tokens=16)
     next(iter(stream))

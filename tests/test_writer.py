@@ -359,14 +359,29 @@ def test_top_up_is_capped_skips_user_outlines_and_survives_bad_plans():
     fake2.default = respond2
     res2 = write(app2, "Write about plants.", words=400, options=WriterOptions(sections=2, review=False, max_calls=1),
                  checkpoint=False)
-    assert len(res2.outline) == 2 and sum(p.count("are already planned") for p in repeat.prompts) == 2  # one retry, then stop
+    assert sum(p.count("are already planned") for p in repeat.prompts) == 4  # 2 rounds: a retry each, then the plan's own points
+    added = [s.title for s in res2.outline][2:]
+    assert sorted(added) == ["point 0", "point 1"] and len(res2.sections) == 4 and all(s.budget > 0 for s in res2.sections)
     broken = Model(words_per_call=20, plan_budgets=[100, 100])
     app3, fake3 = app_for(broken)
     fake3.default = lambda m: "{not json" if "are already planned" in m[-1].content else broken(m)
     events = []
     res3 = write(app3, "Write about plants.", words=400, emit=events.append,
                  options=WriterOptions(sections=2, review=False, max_calls=1), checkpoint=False)
-    assert len(res3.sections) == 2 and any(isinstance(e, Notice) and "planning more sections failed" in e.message for e in events)
+    assert any(isinstance(e, Notice) and "planning more sections failed" in e.message for e in events)
+    assert [s.title for s in res3.sections][2:] in (["point 0", "point 1"], ["point 1", "point 0"])  # the run goes on
+
+
+def test_a_looping_draft_is_stopped_while_it_is_generated():
+    app, fake = app_for(Model())
+    loop = "Roses want sun for six hours a day. " + "The same sentence about plants again and again. " * 300
+    fake.default = loop
+    res = write(app, "Write about plants.", words=100, outline=["Roses and plants"],
+                options=WriterOptions(review=False, max_calls=1), checkpoint=False)
+    first = res.sections[0].attempts[0]
+    assert "stopped a loop" in first.note and first.tokens < 80  # the whole reply is ~2,700 tokens
+    assert res.sections[0].text == "Roses want sun for six hours a day. The same sentence about plants again and again."
+    assert res.usage.completion_tokens == first.tokens
 
 
 def test_retries_after_an_empty_call_sample_warmer():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ContextWindowExceeded, ParseError
@@ -61,11 +61,29 @@ class Stream:
             yield delta
         self.completion = self._finish("".join(parts))
 
-    def collect(self) -> Completion:
-        for _ in self:
-            pass
-        assert self.completion is not None
+    def collect(self, until: Callable[[str], bool] | None = None) -> Completion:
+        """The whole completion; with ``until``, generation stops as soon as ``until(text so far)`` is true
+        (the completion then has ``finish_reason="stopped"`` and the usage of what was generated)."""
+        if until is None:
+            for _ in self:
+                pass
+            assert self.completion is not None
+            return self.completion
+        parts: list[str] = []
+        for delta in self._deltas:
+            parts.append(delta)
+            if until("".join(parts)):
+                close = getattr(self._deltas, "close", None)
+                if close is not None:
+                    close()  # a generator: the backend stops sampling and records its usage
+                self.completion = self._finish("".join(parts)).model_copy(update={"finish_reason": "stopped"})
+                return self.completion
+        self.completion = self._finish("".join(parts))
         return self.completion
+
+    def after(self, fn: Callable[[Completion], Completion]) -> "Stream":
+        """The same deltas; ``fn`` sees (and may replace) the completion once the stream ends or is stopped."""
+        return Stream(self._deltas, lambda text: fn(self._finish(text)))
 
 
 def messages_text(messages: list[Message]) -> str:

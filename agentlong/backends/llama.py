@@ -211,15 +211,21 @@ class LlamaBackend(BaseBackend):
             with self._lock:
                 llama = self._model()
                 started = time.perf_counter()
-                with self._errors():
-                    for chunk in llama.create_chat_completion(**kwargs, stream=True):
-                        choice = chunk["choices"][0]
-                        box["finish"] = choice.get("finish_reason") or box.get("finish")
-                        delta = choice.get("delta", {}).get("content")
-                        if delta:
-                            yield delta
-                box["seconds"] = time.perf_counter() - started
-                box["stats"] = llama.stats
+                chunks = None
+                try:
+                    with self._errors():
+                        chunks = llama.create_chat_completion(**kwargs, stream=True)
+                        for chunk in chunks:
+                            choice = chunk["choices"][0]
+                            box["finish"] = choice.get("finish_reason") or box.get("finish")
+                            delta = choice.get("delta", {}).get("content")
+                            if delta:
+                                yield delta
+                finally:  # also when the caller stops the stream early: sampling ends here, usage is kept
+                    if chunks is not None and hasattr(chunks, "close"):
+                        chunks.close()
+                    box["seconds"] = time.perf_counter() - started
+                    box["stats"] = llama.stats
 
         def finish(text: str) -> Completion:
             stats: CallStats = box["stats"]

@@ -22,7 +22,7 @@ from .common import RunContext
 from ..errors import ParseError
 from .writer_plan import MIN_SECTION_WORDS, PLAN_BATCH, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale
 from .writer_sources import Sources, attribute, citation_for
-from .writer_text import BM25, clean_section, complete_sentences, dedupe, join_draft, passages, tail, trim_to
+from .writer_text import BM25, RepeatWatch, clean_section, complete_sentences, dedupe, join_draft, passages, tail, trim_to
 
 __all__ = ["WriterContext", "plan", "draft", "review", "revise", "commit", "top_up", "assemble", "Review", "options_of",
            "rebalanced", "shortfall", "after_top_up"]
@@ -30,6 +30,7 @@ __all__ = ["WriterContext", "plan", "draft", "review", "revise", "commit", "top_
 SYSTEM = "writer_system"
 HEADROOM = 1.1  # output tokens over the measured words->tokens estimate
 OUTLINE_WINDOW = 6  # outline titles shown on each side of the current section
+REPEAT_STREAK = 4  # repeated sentences in a row that stop a drafting call (the model is looping)
 SHARES = {"sources": 0.45, "summary": 0.2, "tail": 0.15, "earlier": 0.2}  # of the room left for context
 
 
@@ -183,9 +184,11 @@ def draft(state: dict, runtime: Runtime[WriterContext]) -> dict:
     prompt, variables = _draft_prompt(state, ctx, before, max_tokens)
     cites = variables.pop("_cites")
     messages = ctx.llm.messages(prompt, system=SYSTEM, **variables)
-    completion = ctx.llm.send(messages, step=prompt, max_tokens=max_tokens, temperature=_retry_temperature(state, ctx, before))
     seen = _seen_text(state, messages[-1].content) + "\n" + before
-    new, dropped = dedupe(clean_section(completion.text, sec.title, _titles(state)), seen_text=seen)
+    stream = ctx.llm.stream(messages, step=prompt, max_tokens=max_tokens, temperature=_retry_temperature(state, ctx, before))
+    completion = stream.collect(until=RepeatWatch(seen, streak=REPEAT_STREAK))  # a loop is stopped, not paid for
+    raw = complete_sentences(completion.text) if completion.finish_reason == "stopped" else completion.text
+    new, dropped = dedupe(clean_section(raw, sec.title, _titles(state)), seen_text=seen)
     text, note = _fit_length(join_draft(before, new), completion.finish_reason, lo, hi, dropped)
     words = count_words(text)
     weak = state.get("weak", 0) + 1 if state.get("calls", 0) > 0 and words - words_before < max(10, sec.budget // 20) else 0
@@ -236,10 +239,12 @@ def _seen_text(state: dict, prompt: str) -> str:
 
 def _fit_length(text: str, finish: str | None, lo: int, hi: int, dropped: int) -> tuple[str, str]:
     notes = [f"dropped {dropped} repeated sentences"] if dropped else []
+    if finish == "stopped":
+        notes.append("stopped a loop")
     if count_words(text) > hi:
         text = trim_to(text, hi, lo)
         notes.append("trimmed at a boundary")
-    elif finish == "length":
+    elif finish in ("length", "stopped"):
         text = complete_sentences(text)  # the call was cut mid-sentence
     return text, "; ".join(notes)
 
@@ -448,12 +453,34 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
             break
         if more:
             break
+    if not more:  # the model only re-proposed earlier sections: points the shortest sections left are the topics
+        more = _from_points(state, short, k)
     rounds = state.get("top_ups", 0) + 1
     if not more:
         return {"top_ups": opts.top_up}  # nothing usable: no further rounds
     ctx.emit(StepDone(step="top-up", detail=f"{short:,} words short of {state['target']:,}: "
                       + ", ".join(f"{s.title} ({s.budget} words)" for s in more)))
     return {"outline": [*state["outline"], *(s.model_dump() for s in more)], "top_ups": rounds, **_fresh()}
+
+
+def _from_points(state: dict, short: int, k: int) -> list[SectionPlan]:
+    """Top-up sections titled by outline points whose sections fell furthest short (no model call)."""
+    titles = [s["title"] for s in state["outline"]]
+    done = sorted(state.get("sections", []), key=lambda s: s["words"] / max(s["budget"], 1))
+    picked: list[str] = []
+    for point in (p.strip().rstrip(".") for s in done for p in s.get("points", [])):
+        if point and len(point) <= 100 and not any(_same_title(point, t) for t in [*titles, *picked]):
+            picked.append(point)
+        if len(picked) == k:
+            break
+    budgets = rescale([1] * len(picked), short) if picked else []
+    return [SectionPlan(title=t, budget=b) for t, b in zip(picked, budgets)]
+
+
+def _same_title(a: str, b: str) -> bool:
+    from .writer_plan import _same_topic, _title_words
+
+    return _same_topic(_title_words(a), _title_words(b))
 
 
 def after_top_up(state: dict) -> str:

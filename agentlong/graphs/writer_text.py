@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from ..wordcount import count_words
 
-__all__ = ["trim_to", "dedupe", "clean_section", "tail", "passages", "join_draft", "complete_sentences", "BM25"]
+__all__ = ["trim_to", "dedupe", "RepeatWatch", "clean_section", "tail", "passages", "join_draft", "complete_sentences", "BM25"]
 
 _UNIT = re.compile(r"[\u4e00-\u9fff]|\b[a-zA-Z]+\b")
 _SEGMENT = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"”’')\]]*|(?=\n)|$)")
@@ -117,6 +117,45 @@ def dedupe(text: str, min_words: int = 4, seen_text: str = "") -> tuple[str, int
     out = re.sub(r"[ \t]+\n", "\n", out)
     out = re.sub(r"\n{3,}", "\n\n", out)
     return re.sub(r"(?<=\S) {2,}(?=\S)", " ", out).strip(), dropped
+
+
+class RepeatWatch:
+    """Says when text being generated has gone into a loop: ``streak`` sentences in a row that ``dedupe``
+    would drop (seen in ``seen_text``, earlier in the text, or near-repeats). Used to stop sampling early.
+
+    >>> watch = RepeatWatch("Plants need light every day.", streak=2)
+    >>> watch("Roses are red flowers here. Plants need light every day. ")
+    False
+    >>> watch("Roses are red flowers here. Plants need light every day. Roses are red flowers here. And")
+    True
+    """
+
+    def __init__(self, seen_text: str = "", streak: int = 4, min_words: int = 4) -> None:
+        _, self.seen = _keys(seen_text) if seen_text else (set(), set())
+        self.pool = [w for k in self.seen if len(w := frozenset(k.split())) >= NEAR_WORDS]
+        self.streak, self.min_words = streak, min_words
+        self.done = 0  # offset up to which complete sentences were checked
+        self.run = 0  # repeated sentences in a row
+
+    def __call__(self, text: str) -> bool:
+        for m in _SEGMENT.finditer(text, self.done):
+            if m.end() >= len(text) or not m.group().strip():
+                break  # the last sentence may still be growing
+            self.done = m.end()
+            if count_words(m.group()) < self.min_words:
+                continue
+            key = _norm(m.group())
+            words = frozenset(key.split())
+            if key in self.seen or (len(words) >= NEAR_WORDS and _near(words, self.pool)):
+                self.run += 1
+                if self.run >= self.streak:
+                    return True
+                continue
+            self.run = 0
+            self.seen.add(key)
+            if len(words) >= NEAR_WORDS:
+                self.pool.append(words)
+        return False
 
 
 def clean_section(text: str, title: str, titles: tuple[str, ...] = ()) -> str:
