@@ -14,13 +14,14 @@ from typing import Any
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, Field, field_validator
 
+from ..errors import ParseError
 from ..events import CitationFound, Notice, Progress, StepDone, TextDelta
 from ..packing import fit, prompt_budget, truncate_to_tokens
 from ..types import Chunk
 from ..wordcount import bounds, count_words
 from .common import RunContext
-from ..errors import ParseError
-from .writer_plan import MIN_SECTION_WORDS, PLAN_BATCH, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale
+from .writer_plan import (MIN_SECTION_WORDS, PLAN_BATCH, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale,
+                          same_title)
 from .writer_sources import Sources, attribute, citation_for
 from .writer_text import BM25, RepeatWatch, clean_section, complete_sentences, dedupe, join_draft, passages, tail, trim_to
 
@@ -469,18 +470,12 @@ def _from_points(state: dict, short: int, k: int) -> list[SectionPlan]:
     done = sorted(state.get("sections", []), key=lambda s: s["words"] / max(s["budget"], 1))
     picked: list[str] = []
     for point in (p.strip().rstrip(".") for s in done for p in s.get("points", [])):
-        if point and len(point) <= 100 and not any(_same_title(point, t) for t in [*titles, *picked]):
+        if point and len(point) <= 100 and not any(same_title(point, t) for t in [*titles, *picked]):
             picked.append(point)
         if len(picked) == k:
             break
     budgets = rescale([1] * len(picked), short) if picked else []
     return [SectionPlan(title=t, budget=b) for t, b in zip(picked, budgets)]
-
-
-def _same_title(a: str, b: str) -> bool:
-    from .writer_plan import _same_topic, _title_words
-
-    return _same_topic(_title_words(a), _title_words(b))
 
 
 def after_top_up(state: dict) -> str:

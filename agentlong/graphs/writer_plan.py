@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "SectionPlan", "Outline", "WriterOptions", "MIN_WORDS", "MAX_WORDS", "check_target", "section_count",
-    "rescale", "normalize_outline", "parse_outline_text", "plan_outline", "plan_more", "unit_for",
+    "rescale", "normalize_outline", "parse_outline_text", "plan_outline", "plan_more", "same_title", "unit_for",
 ]
 
 MIN_WORDS, MAX_WORDS = 50, 100_000
@@ -299,12 +299,11 @@ def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], word
         unit=unit_for(instruction), n=len(titles) + ask, start=len(titles) + 1, count=ask, words_each=round(words / k),
         previous=titles[-30:],
     )
-    seen = [_title_words(t) for t in titles]
+    seen = list(titles)
     got: list[_PlanItem] = []
     for it in plan.sections:  # type: ignore[attr-defined]
-        key = _title_words(it.title)
-        if key and not any(_same_topic(key, old) for old in seen):
-            seen.append(key)
+        if _title_words(it.title) and not any(same_title(it.title, old) for old in seen):
+            seen.append(it.title)
             got.append(it)
     got = got[:k]
     budgets = rescale([it.words for it in got], words)
@@ -319,12 +318,13 @@ def _title_words(title: str) -> frozenset[str]:
     return frozenset(re.findall(r"\w+", _TITLE_LABEL.sub("", title).casefold()))
 
 
-def _same_topic(a: frozenset[str], b: frozenset[str]) -> bool:
+def same_title(a: str, b: str) -> bool:
     """Titles that name the same section: their words (numbering labels aside) overlap 75% or more.
 
-    >>> _same_topic(_title_words("Choosing the Right Simulation Tools"), _title_words("Step 2: Choosing the right simulation tools"))
+    >>> same_title("Choosing the Right Simulation Tools", "Step 2: Choosing the right simulation tools")
     True
-    >>> _same_topic(_title_words("Cost Consultation"), _title_words("Cost Consultation for Hydraulic Projects"))
+    >>> same_title("Cost Consultation", "Cost Consultation for Hydraulic Projects")
     False
     """
-    return bool(a and b) and len(a & b) >= 0.75 * len(a | b)
+    x, y = _title_words(a), _title_words(b)
+    return bool(x and y) and len(x & y) >= 0.75 * len(x | y)
