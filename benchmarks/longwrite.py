@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="direct call max_tokens = this x required length x tokens/word (4: S_l is 0 beyond anyway; "
                         "a lower cap can only raise the direct call's score)")
     p.add_argument("--json-out", type=Path, help="save per-prompt results as JSON here")
+    p.add_argument("--prompts", nargs="+", metavar="SET:LINE", help="run exactly these prompts (e.g. en:42 ruler:33), not a subset")
     p.add_argument("--shard", default="1/1", help="K/N: run the K-th of N shards of the selection (balanced by target length)")
     p.add_argument("--report", type=Path, nargs="+", help="print the table and summary of saved --json-out files; run nothing")
     return p.parse_args(argv)
@@ -89,6 +90,20 @@ def load_prompts(args: argparse.Namespace) -> list[dict]:
             picked.append(queues[turn % len(queues)].pop(0))
             turn += 1
     return sorted(picked, key=lambda r: r["length"])
+
+
+def pick(args: argparse.Namespace) -> list[dict]:
+    """The prompts named by ``--prompts set:line`` (1-based lines, as printed in the table)."""
+    out = []
+    for spec in args.prompts:
+        key, _, line = spec.partition(":")
+        if key not in FILES or not line.isdigit():
+            sys.exit(f"--prompts {spec!r}: give SET:LINE with SET one of {', '.join(sorted(FILES))}")
+        lines = (args.data / FILES[key]).read_text(encoding="utf-8").splitlines()
+        if not 1 <= int(line) <= len(lines):
+            sys.exit(f"--prompts {spec!r}: {FILES[key]} has {len(lines)} lines")
+        out.append({**json.loads(lines[int(line) - 1]), "set": key, "line": int(line)})
+    return sorted(out, key=lambda r: r["length"])
 
 
 def shard(prompts: list[dict], spec: str) -> list[dict]:
@@ -161,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     from agentlong import Agentlong
     from agentlong.settings import LlamaSettings, Settings
 
-    prompts = shard(load_prompts(args), args.shard)
+    prompts = shard(pick(args) if args.prompts else load_prompts(args), args.shard)
     if not prompts:
         sys.exit("no prompt matches --min-words/--max-words/--lang")
     llama = LlamaSettings(n_ctx=args.n_ctx, n_threads=args.n_threads)

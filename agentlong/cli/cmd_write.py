@@ -41,8 +41,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--continuity", action="store_true", help="final pass smoothing each section's first paragraph")
     p.add_argument("--no-rebalance", action="store_true",
                    help="keep each section's planned budget (default: carry a section's shortfall into the ones left)")
-    p.add_argument("--top-up", type=int, default=2,
-                   help="rounds of extra sections when the text ends short of --words (default 2; 0 = none)")
+    p.add_argument("--top-up", type=int, default=4,
+                   help="rounds of extra sections when the text ends short of --words (default 4; 0 = none)")
     p.add_argument("--json", action="store_true", help="print the whole result (text, outline, sections, usage) as JSON")
     p.add_argument("-m", "--model", default=argparse.SUPPRESS, help="model string (as the global --model)")
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")

@@ -102,7 +102,8 @@ def plan(state: dict, runtime: Runtime[WriterContext]) -> dict:
     ctx.emit(StepDone(step="outline", detail=outline.markdown()))
     ctx.emit(Progress(task="words", done=0, total=state["target"], detail=outline.sections[0].title))
     sections = [s.model_dump() for s in outline.sections]
-    return {"title": outline.title or state["instruction"][:80], "outline": sections, "plan": sections,
+    live = [{**s, "planned": s["budget"]} for s in sections]  # "planned" anchors the carried budgets
+    return {"title": outline.title or state["instruction"][:80], "outline": live, "plan": sections,
             "user_outline": bool(state.get("outline")), "top_ups": 0, "index": 0, "ratio": round(ratio, 4), **_fresh()}
 
 
@@ -390,16 +391,20 @@ def rebalanced(outline: list[dict], start: int, left: int) -> list[dict]:
     """The outline with the budgets of sections ``start``.. rescaled to sum to ``left`` words.
 
     Carries a finished section's shortfall (or surplus) forward so the whole text keeps to the
-    target. Each budget changes by at most 2x up or down and stays >= MIN_SECTION_WORDS; what
-    cannot be absorbed that way is left to the top-up at the end.
+    target. Budgets are shares of the *planned* budgets (``planned``, else ``budget``), at most 2x
+    up or down from the plan, never compounding, and >= MIN_SECTION_WORDS; what cannot be absorbed
+    that way is left to the top-up at the end.
 
     >>> o = [{"title": t, "budget": 500} for t in "ABC"]
     >>> [s["budget"] for s in rebalanced(o, 1, 1266)]  # A wrote 234 of 500: B and C share the 266 short
     [500, 633, 633]
     >>> [s["budget"] for s in rebalanced(o, 1, 3000)]  # at most twice the plan
     [500, 1000, 1000]
+    >>> o = [{"title": t, "budget": 900, "planned": 300} for t in "ABC"]
+    >>> [s["budget"] for s in rebalanced(o, 2, 5000)]  # twice the plan, not twice the carried budget
+    [900, 900, 600]
     """
-    rest = [s["budget"] for s in outline[start:]]
+    rest = [s.get("planned") or s["budget"] for s in outline[start:]]  # shares of the plan, so budgets never compound
     now = sum(rest)
     if not rest or now <= 0:
         return outline
@@ -444,7 +449,7 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
     _announce_resume(state, ctx)
     short = shortfall(state)
     titles = [s["title"] for s in state["outline"]]
-    k = max(1, min(PLAN_BATCH, round(short / opts.section_words)))
+    k = max(1, min(PLAN_BATCH, math.ceil(short / _section_size(state, opts))))
     more: list[SectionPlan] = []
     for ask in (k, k + 2):  # a second try asks for more: a small model often re-proposes earlier sections
         try:
@@ -461,7 +466,16 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
         return {"top_ups": opts.top_up}  # nothing usable: no further rounds
     ctx.emit(StepDone(step="top-up", detail=f"{short:,} words short of {state['target']:,}: "
                       + ", ".join(f"{s.title} ({s.budget} words)" for s in more)))
-    return {"outline": [*state["outline"], *(s.model_dump() for s in more)], "top_ups": rounds, **_fresh()}
+    added = [{**s.model_dump(), "planned": s.budget} for s in more]
+    return {"outline": [*state["outline"], *added], "top_ups": rounds, **_fresh()}
+
+
+def _section_size(state: dict, opts: WriterOptions) -> int:
+    """Words a top-up section is planned for: what this model has been writing per section (the median), at
+    most ``section_words`` — a model that stalls at 150 words a section gets more, smaller sections."""
+    words = sorted(s["words"] for s in state.get("sections", []))
+    median = words[len(words) // 2] if words else opts.section_words
+    return max(2 * MIN_SECTION_WORDS, min(opts.section_words, median))
 
 
 def _from_points(state: dict, short: int, k: int) -> list[SectionPlan]:
