@@ -187,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for rec in prompts:
         w = _guarded(run_writer, app, rec, args)
-        d = None if args.skip_direct else _guarded(run_direct, app, rec, args.direct_cap)
-        rows.append({"set": rec["set"], "line": rec["line"], "length": rec["length"], "type": rec["type"], "writer": w, "direct": d})
+        rows.append({"set": rec["set"], "line": rec["line"], "length": rec["length"], "type": rec["type"], "writer": w, "direct": None})
+        if args.json_out:  # the writer's row is kept even if the direct call runs long and the run is stopped
+            args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+        rows[-1]["direct"] = None if args.skip_direct else _guarded(run_direct, app, rec, args.direct_cap)
         _row(rows[-1])
         if args.json_out:  # after every prompt, so a stopped run keeps what it measured
             args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
@@ -210,7 +212,7 @@ def report(paths: list[Path]) -> int:
         sys.exit("the files hold no rows yet")
     rows.sort(key=lambda r: r["length"])
     print(f"{len(rows)} prompts ({', '.join(str(r['length']) for r in rows)} words) from {len(paths)} file(s)")
-    _head(all(r["direct"] for r in rows))
+    _head(any(r["direct"] for r in rows))
     for r in rows:
         _row(r)
     _summary(rows)
@@ -255,9 +257,9 @@ def _summary(rows: list[dict]) -> None:
         return sum(r[side][key] for r in rows if r[side])
 
     print(f"\nmin S_l    writer {min(r['writer']['score'] for r in rows):.1f}", end="")
-    print("" if not rows[0]["direct"] else f"   direct {min(r['direct']['score'] for r in rows if r['direct']):.1f}")
+    print("" if not any(r["direct"] for r in rows) else f"   direct {min(r['direct']['score'] for r in rows if r['direct']):.1f}")
     print(f"mean S_l   writer {mean('writer', 'score'):.1f}", end="")
-    if rows[0]["direct"]:
+    if any(r["direct"] for r in rows):
         print(f"   direct {mean('direct', 'score'):.1f}   (difference {mean('writer', 'score') - mean('direct', 'score'):+.1f})")
         ratio = total("writer", "wall_s") / max(total("direct", "wall_s"), 1e-9)
         print(f"wall time  writer {total('writer', 'wall_s'):.0f}s   direct {total('direct', 'wall_s'):.0f}s   (ratio {ratio:.2f}x)")
