@@ -461,13 +461,12 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
             break
     if not more:  # the model only re-proposed earlier sections: points the shortest sections left are the topics
         more = _from_points(state, short, k)
-    rounds = state.get("top_ups", 0) + 1
     if not more:
         return {"top_ups": opts.top_up}  # nothing usable: no further rounds
     ctx.emit(StepDone(step="top-up", detail=f"{short:,} words short of {state['target']:,}: "
                       + ", ".join(f"{s.title} ({s.budget} words)" for s in more)))
     added = [{**s.model_dump(), "planned": s.budget} for s in more]
-    return {"outline": [*state["outline"], *added], "top_ups": rounds, **_fresh()}
+    return {"outline": [*state["outline"], *added], "top_ups": state.get("top_ups", 0) + 1, **_fresh()}
 
 
 def _section_size(state: dict, opts: WriterOptions) -> int:
