@@ -81,6 +81,26 @@ def _near(words: frozenset[str], pool: list[frozenset[str]]) -> bool:
     return any(NEAR * len(w) <= n <= len(w) / NEAR and len(words & w) >= NEAR * len(words | w) for w in pool)
 
 
+class _Seen:
+    """The sentences written so far, and the repeat test that ``dedupe`` and ``RepeatWatch`` share:
+    the same sentence again (by its words), or one of 6+ words sharing 80% of its words with an earlier one."""
+
+    def __init__(self, text: str = "") -> None:
+        self.lines, self.keys = _keys(text) if text else (set(), set())
+        self.pool = [w for k in self.keys if len(w := frozenset(k.split())) >= NEAR_WORDS]
+
+    def repeats(self, segment: str) -> bool:
+        key = _norm(segment)
+        words = frozenset(key.split())
+        return key in self.keys or (len(words) >= NEAR_WORDS and _near(words, self.pool))
+
+    def add(self, segment: str) -> None:
+        key = _norm(segment)
+        self.keys.add(key)
+        if len(words := frozenset(key.split())) >= NEAR_WORDS:
+            self.pool.append(words)
+
+
 def dedupe(text: str, min_words: int = 4, seen_text: str = "") -> tuple[str, int]:
     """Drop repeated lines, then sentences (of ``min_words`` or more) seen earlier; returns (text, dropped).
 
@@ -94,24 +114,18 @@ def dedupe(text: str, min_words: int = 4, seen_text: str = "") -> tuple[str, int
     >>> dedupe("Roses need sun and water every day. Tulips need cold winters to bloom well.")[1]
     0
     """
-    seen_lines, seen = _keys(seen_text) if seen_text else (set(), set())
-    pool = [w for k in seen if len(w := frozenset(k.split())) >= NEAR_WORDS]
-    text, dropped = _dedupe_lines(text, seen_lines)
+    seen = _Seen(seen_text)
+    text, dropped = _dedupe_lines(text, seen.lines)
     keep: list[str] = []
     last = 0
     for m in _SEGMENT.finditer(text):
-        key = _norm(m.group())
-        words = frozenset(key.split())
-        long = count_words(m.group()) >= min_words
-        if long and (key in seen or (len(words) >= NEAR_WORDS and _near(words, pool))):
+        if count_words(m.group()) >= min_words and seen.repeats(m.group()):
             keep.append(text[last : m.start()])
             last, dropped = m.end(), dropped + 1
             if text[last : last + 1] == "\n" and (m.start() == 0 or text[m.start() - 1] == "\n"):
                 last += 1  # a whole line went: drop its line break too
             continue
-        seen.add(key)
-        if len(words) >= NEAR_WORDS:
-            pool.append(words)
+        seen.add(m.group())
     keep.append(text[last:])
     out = "".join(keep)
     out = re.sub(r"[ \t]+\n", "\n", out)
@@ -131,8 +145,7 @@ class RepeatWatch:
     """
 
     def __init__(self, seen_text: str = "", streak: int = 4, min_words: int = 4) -> None:
-        _, self.seen = _keys(seen_text) if seen_text else (set(), set())
-        self.pool = [w for k in self.seen if len(w := frozenset(k.split())) >= NEAR_WORDS]
+        self.seen = _Seen(seen_text)
         self.streak, self.min_words = streak, min_words
         self.done = 0  # offset up to which complete sentences were checked
         self.run = 0  # repeated sentences in a row
@@ -144,17 +157,13 @@ class RepeatWatch:
             self.done = m.end()
             if count_words(m.group()) < self.min_words:
                 continue
-            key = _norm(m.group())
-            words = frozenset(key.split())
-            if key in self.seen or (len(words) >= NEAR_WORDS and _near(words, self.pool)):
+            if self.seen.repeats(m.group()):
                 self.run += 1
                 if self.run >= self.streak:
                     return True
                 continue
             self.run = 0
-            self.seen.add(key)
-            if len(words) >= NEAR_WORDS:
-                self.pool.append(words)
+            self.seen.add(m.group())
         return False
 
 
