@@ -478,17 +478,39 @@ def _section_size(state: dict, opts: WriterOptions) -> int:
 
 
 def _from_points(state: dict, short: int, k: int) -> list[SectionPlan]:
-    """Top-up sections titled by outline points whose sections fell furthest short (no model call)."""
+    """Top-up sections without a model call, for when the model only re-proposes earlier sections.
+
+    First the outline points of the sections that fell furthest short, each a section of its own (titled by
+    the point, which it covers); then, when no point is left, those sections again, "(continued)"."""
     titles = [s["title"] for s in state["outline"]]
     done = sorted(state.get("sections", []), key=lambda s: s["words"] / max(s["budget"], 1))
-    picked: list[str] = []
-    for point in (p.strip().rstrip(".") for s in done for p in s.get("points", [])):
-        if point and len(point) <= 100 and not any(same_title(point, t) for t in [*titles, *picked]):
-            picked.append(point)
+    picked: list[tuple[str, list[str]]] = []
+    for point in (p.strip() for s in done for p in s.get("points", [])):
+        title = _point_title(point)
+        if title and not any(same_title(title, t) for t in [*titles, *(t for t, _ in picked)]):
+            picked.append((title, [point]))
         if len(picked) == k:
             break
+    for s in done:  # no new point left: go on with the sections that fell short, after the rest
+        title = s["title"] if s["title"].endswith(" (continued)") else f"{s['title']} (continued)"
+        if len(picked) < k and title not in titles and all(title != t for t, _ in picked):
+            picked.append((title, list(s.get("points", []))))
     budgets = rescale([1] * len(picked), short) if picked else []
-    return [SectionPlan(title=t, budget=b) for t, b in zip(picked, budgets)]
+    return [SectionPlan(title=t, points=ps, budget=b) for (t, ps), b in zip(picked, budgets)]
+
+
+def _point_title(point: str, chars: int = 80) -> str:
+    """An outline point as a heading: without its end stop, cut at a word within ``chars``.
+
+    >>> _point_title("Lily hears footsteps in the attic at night.")
+    'Lily hears footsteps in the attic at night'
+    >>> _point_title("word " * 30, chars=20)
+    'word word word word'
+    """
+    text = " ".join(point.split()).rstrip(".!?;:, ")
+    if len(text) > chars:
+        text = text[: chars + 1].rsplit(" ", 1)[0].rstrip(".!?;:, ")
+    return text
 
 
 def after_top_up(state: dict) -> str:
