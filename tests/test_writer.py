@@ -19,7 +19,7 @@ from agentlong.errors import ContextWindowExceeded, InputError, ParseError
 from agentlong.events import CitationFound, Notice, Progress, StepDone, TextDelta
 from agentlong.graphs.writer import WriterOptions, check_writable, plan_only, write
 from agentlong.graphs.writer_plan import (MAX_WORDS, MIN_WORDS, Outline, normalize_outline, parse_outline_text,
-                                          rescale, section_count)
+                                          plan_more, rescale, section_count)
 from agentlong.graphs.writer_text import clean_section, dedupe, tail, trim_to
 from agentlong.wordcount import count_words, length_score, within
 
@@ -203,6 +203,24 @@ def test_malformed_plan_is_repaired_then_reported():
     broken = FakeBackend(mode="keyed", responses={}, default="still not json")
     with pytest.raises(ParseError, match="writer_plan"):
         plan_only(Agentlong(model="fake", backend=broken), "Write.", words=100)
+
+
+def test_titles_that_read_the_plan_prompt_back_are_dropped_from_plans_and_top_ups():
+    echo = [{"title": "Sections 3 to 4", "points": ["p"], "words": 50}, {"title": "document_title", "points": ["p"], "words": 50},
+            {"title": "Plan it as 4 sections, about 400 words in all", "points": ["p"], "words": 50}]
+    real = [{"title": f"Roots of plant {i}", "points": ["p"], "words": 100} for i in range(4)]
+
+    def reply(messages):
+        asked = re.search(r"and sections (\d+) to (\d+)", messages[-1].content)
+        want = int(asked.group(2)) - int(asked.group(1)) + 1
+        return {"document_title": "Plants", "sections": (echo + real)[:want]}
+
+    app = Agentlong(model="fake", backend=FakeBackend(mode="keyed", responses={}, default=reply))
+    outline = plan_only(app, "Write about plants.", words=400, options=WriterOptions(sections=4))
+    assert [s.title for s in outline.sections][:1] == ["Roots of plant 0"]  # the echoes are gone; the real title stays
+    assert not any("ection" in s.title or "document" in s.title for s in outline.sections)
+    more = plan_more(app.llm(), "Write about plants.", 400, ["Leaves"], 200, 4)
+    assert [s.title for s in more] == ["Roots of plant 0", "Roots of plant 1"] and sum(s.budget for s in more) == 200
 
 
 def test_a_batch_of_the_plan_that_stays_malformed_is_retried_smaller_then_kept_partial():

@@ -260,12 +260,10 @@ def plan_outline(llm: "LLM", instruction: str, target: int, options: WriterOptio
     batch = PLAN_BATCH
     while len(items) < n:
         k = min(batch, n - len(items))
+        variables = dict(instruction=instruction, target=target, unit=unit_for(instruction), n=n, start=len(items) + 1,
+                         count=k, words_each=round(target / n), previous=[it.title for it in items][-30:])
         try:
-            plan = llm.call_json(
-                "writer_plan", _plan_model(k), max_tokens=80 + k * _ITEM_TOKENS, instruction=instruction,
-                target=target, unit=unit_for(instruction), n=n, start=len(items) + 1, count=k,
-                words_each=round(target / n), previous=[it.title for it in items][-30:],
-            )
+            plan = llm.call_json("writer_plan", _plan_model(k), max_tokens=80 + k * _ITEM_TOKENS, **variables)
         except ParseError:
             if k > 1:  # a smaller batch is a shorter reply: try again with half as many sections
                 batch = max(1, k // 2)
@@ -273,7 +271,8 @@ def plan_outline(llm: "LLM", instruction: str, target: int, options: WriterOptio
             if items:
                 break  # keep what was planned: budgets are rescaled over those sections below
             raise
-        got = [it for it in plan.sections if it.title.strip()][:k]  # type: ignore[attr-defined]
+        scaffold = _scaffold(llm, variables)
+        got = [it for it in plan.sections if it.title.strip() and not echoes(it.title, scaffold)][:k]  # type: ignore[attr-defined]
         if not got:
             break  # the model returned no usable section: the outline is padded below
         items.extend(got)
@@ -294,15 +293,14 @@ def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], word
     """
     k = max(1, min(k, PLAN_BATCH, words // MIN_SECTION_WORDS))
     ask = min(k + 1, PLAN_BATCH)  # one spare: a small model often re-proposes an earlier section first
-    plan = llm.call_json(
-        "writer_plan", _plan_model(ask), max_tokens=80 + ask * _ITEM_TOKENS, instruction=instruction, target=target,
-        unit=unit_for(instruction), n=len(titles) + ask, start=len(titles) + 1, count=ask, words_each=round(words / k),
-        previous=titles[-30:],
-    )
+    variables = dict(instruction=instruction, target=target, unit=unit_for(instruction), n=len(titles) + ask,
+                     start=len(titles) + 1, count=ask, words_each=round(words / k), previous=titles[-30:])
+    plan = llm.call_json("writer_plan", _plan_model(ask), max_tokens=80 + ask * _ITEM_TOKENS, **variables)
+    scaffold = _scaffold(llm, variables)
     seen = list(titles)
     got: list[_PlanItem] = []
     for it in plan.sections:  # type: ignore[attr-defined]
-        if _title_words(it.title) and not any(same_title(it.title, old) for old in seen):
+        if _title_words(it.title) and not echoes(it.title, scaffold) and not any(same_title(it.title, old) for old in seen):
             seen.append(it.title)
             got.append(it)
     got = got[:k]
@@ -316,6 +314,28 @@ _TITLE_LABEL = re.compile(r"^\s*(?:(?:step|section|part|chapter)\s+\w+|\d+)\s*[:
 
 def _title_words(title: str) -> frozenset[str]:
     return frozenset(re.findall(r"\w+", _TITLE_LABEL.sub("", title).casefold()))
+
+
+def _plain_words(text: str) -> frozenset[str]:
+    return frozenset(w for w in re.findall(r"[^\W\d]+", text.casefold()) if len(w) > 2)
+
+
+def _scaffold(llm: "LLM", variables: dict[str, Any]) -> list[frozenset[str]]:
+    """The words of each line of the plan prompt itself (without the request and earlier titles)."""
+    text = llm.render("writer_plan", **{**variables, "instruction": "", "previous": ["-"]})  # "-": keeps that block, no words
+    return [w for line in text.splitlines() if (w := _plain_words(line))]
+
+
+def echoes(title: str, scaffold: list[frozenset[str]]) -> bool:
+    """A "title" that is the plan prompt read back (a small model does it): 75% of its words (of 3+ letters)
+    are on one line of the prompt.
+
+    >>> lines = [_plain_words("Sections 1 to 8 are already planned:"), _plain_words('Give "document_title": the title')]
+    >>> [echoes(t, lines) for t in ("Sections 9 to 18", "document_title", "Planting the Garden", "A")]
+    [True, True, False, False]
+    """
+    words = _plain_words(title)
+    return bool(words) and any(len(words & line) >= 0.75 * len(words) for line in scaffold)
 
 
 def same_title(a: str, b: str) -> bool:
