@@ -21,11 +21,19 @@ __all__ = ["trim_to", "dedupe", "RepeatWatch", "clean_section", "tail", "passage
 
 _UNIT = re.compile(r"[\u4e00-\u9fff]|\b[a-zA-Z]+\b")
 _SEGMENT = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"”’')\]]*|(?=\n)|$)")
+_SEGMENT_WS = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？]+[\"”’')\]]*|\n|$)[ \t]*")  # sentences and line breaks, covering all the text
 _SENT_END = re.compile(r"[.!?。！？][\"”’')\]]*(?=\s|$)")
 _PREAMBLE = re.compile(r"^\s*(sure|certainly|of course|okay|here is|here's|below is)\b[^\n]*[:!.]\s*\n", re.IGNORECASE)
 _HEAD = re.compile(r"^(#{1,6})\s+(.*)$", re.MULTILINE)
 _FRAGMENT = re.compile(r"^\s*(?=\S)(?:[*#>\-+_\d.)\s]*|</?[a-z]+>|\"\"\"|```)\s*$")  # markup only: "**1.", "---", "<document>"
 _LABEL = re.compile(r"^\s*(\*\*)?(section|part|chapter)\s+\d+[^\n]{0,80}\n", re.IGNORECASE)
+_LABEL_LINE = re.compile(r"^\s*(\*\*)?(section|part|chapter|step)\s+\d+\b(?=\W*$|\s*[:.)\-–—])[^\n]{0,80}$", re.IGNORECASE)
+# the model stepping out of the text to talk to the user: a sentence that holds one of these is dropped
+_ASSISTANT = re.compile(
+    r"\b(I apologi[sz]e|as an AI\b|I(?:'m| am) (?:sorry|unable|not able)[^.!?\n]{0,60}\b(?:can't|cannot|unable|able to|generate|write|provide|assist)"
+    r"|I can(?:'t|not) (?:generate|provide|assist|fulfil|help with (?:that|this)|write (?:that|this|such|about that|a story|content))|if you have any (?:other|more|further) questions"
+    r"|feel free to ask|let me know if you|I hope (?:this|that) (?:helps|story|article|essay|text)|happy to help)",
+    re.IGNORECASE)
 
 
 def _norm(text: str) -> str:
@@ -168,10 +176,16 @@ class RepeatWatch:
 
 
 def clean_section(text: str, title: str, titles: tuple[str, ...] = ()) -> str:
-    """Strip a chatty preamble, a leading heading/label, title-only lines and bare list markers;
-    demote # and ## headings inside to ###.
+    r"""Strip a chatty preamble, a leading heading/label, title-only lines and bare list markers, label lines
+    ("Section 2: ...") and sentences where the model talks to the user; demote # and ## headings inside to ###.
 
     ``titles`` are other outline titles: a heading or bold line that only repeats one is dropped.
+
+    >>> clean_section("The door creaked.\n\nSection 2: \"What is a ghost?\n\nI apologize, but I can't write that. "
+    ...               "If you have any other questions, feel free to ask! Then the lights went out.", "The House")
+    'The door creaked.\n\nThen the lights went out.'
+    >>> clean_section("\"I'm sorry,\" she said. Part 2 of the plan failed.", "Plans")
+    '"I\'m sorry," she said. Part 2 of the plan failed.'
     """
     out = _PREAMBLE.sub("", text.strip(), count=1).lstrip()
     for _ in range(2):
@@ -180,8 +194,10 @@ def clean_section(text: str, title: str, titles: tuple[str, ...] = ()) -> str:
             out = out[m.end():].lstrip()
         out = _LABEL.sub("", out, count=1).lstrip() if _LABEL.match(out) else out
     names = {_norm(t) for t in (title, *titles, "introduction", "conclusion")}
-    lines = [line for line in out.split("\n") if not _FRAGMENT.match(line) and not _title_line(line, names)]
+    lines = [line for line in out.split("\n")
+             if not _FRAGMENT.match(line) and not _title_line(line, names) and not _LABEL_LINE.match(line)]
     out = _HEAD.sub(lambda m: ("### " if len(m.group(1)) <= 2 else m.group(1) + " ") + m.group(2), "\n".join(lines))
+    out = "".join(m.group() for m in _SEGMENT_WS.finditer(out) if not _ASSISTANT.search(m.group()))
     return re.sub(r"\n{3,}", "\n\n", out).strip()
 
 
