@@ -53,8 +53,9 @@ class Model:
         if self.fail_on and self.fail_on in prompt:
             raise RuntimeError("simulated crash")
         if "Plan it as" in prompt:
+            start = int(re.search(r"and sections (\d+) to", prompt).group(1)) - 1  # a later batch names new topics
             return {"document_title": "Plants", "sections": [
-                {"title": f"Topic {chr(65 + i)} plants", "points": [f"point {i}"], "words": b}
+                {"title": f"Topic {chr(65 + start + i) if start + i < 26 else start + i} plants", "points": [f"point {i}"], "words": b}
                 for i, b in enumerate(self.plan_budgets)]}
         if "Review the section" in prompt:
             return {"summary": "It covers plants.", "problems": [] if self.passes else ["misses a point"],
@@ -193,6 +194,42 @@ def test_long_plans_are_made_in_batches():
     plan_calls = [c for c in fake.calls if "Plan it as" in c.prompt]
     assert len(plan_calls) == 2 and "Sections 1 to 10 are already planned" in plan_calls[1].prompt
     assert outline.total == 6000 and len(outline.sections) == 13
+    assert len({s.title for s in outline.sections}) == 13
+
+
+def test_a_batch_that_only_copies_earlier_titles_ends_the_plan_and_long_texts_are_planned_in_parts():
+    def copying(messages):  # every batch names the same ten sections, as a small model does
+        return {"document_title": "Rome", "sections": [{"title": f"Roman topic {chr(65 + i)}", "points": ["p"], "words": 450}
+                                                       for i in range(10)]}
+
+    app = Agentlong(model="fake", backend=FakeBackend(mode="keyed", responses={}, default=copying))
+    flat = plan_only(app, "Write about Rome.", words=6000)  # 13 sections asked: batch 2 has nothing new
+    assert [s.title for s in flat.sections] == [f"Roman topic {chr(65 + i)}" for i in range(10)] and flat.total == 6000
+
+    prompts = []
+
+    def parts(messages):
+        prompt = messages[-1].content
+        prompts.append(prompt)
+        scope = re.search(r'Plan only part (\d+) of (\d+), "([^"]+)"', prompt)
+        k = int(re.search(r"and sections (\d+) to (\d+)", prompt).group(2)) - int(re.search(r"and sections (\d+)", prompt).group(1)) + 1
+        if not scope:  # the parts
+            return {"document_title": "Rome", "sections": [{"title": f"Era {e}", "points": [f"events of era {e}"], "words": 100}
+                                                           for e in ("kings", "republic", "empire", "fall")][:k]}
+        if scope.group(3) == "Era fall":  # a part whose sections only copy another part's
+            return {"document_title": "Rome", "sections": [{"title": "Era kings detail 0", "points": ["p"], "words": 1}]}
+        start = int(re.search(r"and sections (\d+)", prompt).group(1)) - 1
+        return {"document_title": "Rome", "sections": [{"title": f"{scope.group(3)} detail {start + j}", "points": ["p"], "words": 1}
+                                                       for j in range(k)]}
+
+    app2 = Agentlong(model="fake", backend=FakeBackend(mode="keyed", responses={}, default=parts))
+    outline = plan_only(app2, "Write about Rome.", words=20000)  # 44 sections: 9 parts asked, the model gives 4
+    titles = [s.title for s in outline.sections]
+    assert outline.total == 20000 and len(titles) == len(set(titles))
+    assert titles[:11] == [f"Era kings detail {j}" for j in range(11)] and titles[-1] == "Era fall"  # 44 x 1/4 = 11 each
+    assert [sum(s.budget for s in outline.sections if s.title.startswith(f"Era {e}")) for e in ("kings", "republic", "empire", "fall")] == [5000] * 4
+    first = next(p for p in prompts if 'Plan only part 2 of 4, "Era republic": events of era republic' in p)
+    assert "are already planned" not in first  # a part is planned without the list of the other parts' sections
 
 
 def test_malformed_plan_is_repaired_then_reported():
@@ -208,7 +245,7 @@ def test_malformed_plan_is_repaired_then_reported():
 def test_titles_that_read_the_plan_prompt_back_are_dropped_from_plans_and_top_ups():
     echo = [{"title": "Sections 3 to 4", "points": ["p"], "words": 50}, {"title": "document_title", "points": ["p"], "words": 50},
             {"title": "Plan it as 4 sections, about 400 words in all", "points": ["p"], "words": 50}]
-    real = [{"title": f"Roots of plant {i}", "points": ["p"], "words": 100} for i in range(4)]
+    real = [{"title": f"Roots of plant {i}", "points": ["The text to write (the request):", "roots grow"], "words": 100} for i in range(4)]
 
     def reply(messages):
         asked = re.search(r"and sections (\d+) to (\d+)", messages[-1].content)
@@ -219,6 +256,7 @@ def test_titles_that_read_the_plan_prompt_back_are_dropped_from_plans_and_top_up
     outline = plan_only(app, "Write about plants.", words=400, options=WriterOptions(sections=4))
     assert [s.title for s in outline.sections][:1] == ["Roots of plant 0"]  # the echoes are gone; the real title stays
     assert not any("ection" in s.title or "document" in s.title for s in outline.sections)
+    assert all(s.points == ["roots grow"] for s in outline.sections if s.title.startswith("Roots"))  # an echoed point goes too
     more = plan_more(app.llm(), "Write about plants.", 400, ["Leaves"], 200, 4)
     assert [s.title for s in more] == ["Roots of plant 0", "Roots of plant 1"] and sum(s.budget for s in more) == 200
 

@@ -15,6 +15,7 @@ only weights: ``rescale`` turns them into integers that sum to the target exactl
 from __future__ import annotations
 
 import json
+import math
 import re
 from statistics import median
 from typing import TYPE_CHECKING, Any
@@ -253,15 +254,40 @@ def _plan_model(k: int) -> type[BaseModel]:
 
 
 def plan_outline(llm: "LLM", instruction: str, target: int, options: WriterOptions) -> Outline:
-    """Ask the model for an outline in batches of PLAN_BATCH sections, then rescale budgets in code."""
+    """Ask the model for an outline in batches of PLAN_BATCH sections, then rescale budgets in code.
+
+    A long text (more than 2 x PLAN_BATCH sections) is planned in parts first, then each part in
+    sections: a small model asked for section 31 after a list of 30 mostly copies the list.
+    """
     n = section_count(target, options.section_words, options.sections)
+    if n > 2 * PLAN_BATCH:
+        outline = _plan_in_parts(llm, instruction, target, n)
+        if outline is not None:
+            return outline
+    items, title = _plan_batches(llm, instruction, target, n)
+    return _outline(instruction, title, items, rescale([it.words for it in items], target))
+
+
+def _outline(instruction: str, title: str, items: list[_PlanItem], budgets: list[int]) -> Outline:
+    sections = [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
+                for it, b in zip(items, budgets)]
+    if not sections:
+        sections = [SectionPlan(title=title or "Text", points=[], budget=sum(budgets) or 0)]
+    return Outline(title=title or instruction.strip().splitlines()[0][:_TITLE_CHARS], sections=sections)
+
+
+def _plan_batches(llm: "LLM", instruction: str, target: int, n: int, part: str = "",
+                  taken: tuple[str, ...] = ()) -> tuple[list[_PlanItem], str]:
+    """Up to ``n`` sections (of ``part`` of the text, when given), in batches; titles that repeat one
+    planned before (or in ``taken``), read the prompt back or are not words are dropped. A batch with
+    nothing new ends the plan (what was planned is kept); an invalid reply is retried as a smaller batch."""
     items: list[_PlanItem] = []
     title = ""
     batch = PLAN_BATCH
     while len(items) < n:
         k = min(batch, n - len(items))
         variables = dict(instruction=instruction, target=target, unit=unit_for(instruction), n=n, start=len(items) + 1,
-                         count=k, words_each=round(target / n), previous=[it.title for it in items][-30:])
+                         count=k, words_each=round(target / n), previous=[it.title for it in items][-30:], part=part)
         try:
             plan = llm.call_json("writer_plan", _plan_model(k), max_tokens=80 + k * _ITEM_TOKENS, **variables)
         except ParseError:
@@ -272,17 +298,45 @@ def plan_outline(llm: "LLM", instruction: str, target: int, options: WriterOptio
                 break  # keep what was planned: budgets are rescaled over those sections below
             raise
         scaffold = _scaffold(llm, variables)
-        got = [it for it in plan.sections if it.title.strip() and not echoes(it.title, scaffold)][:k]  # type: ignore[attr-defined]
+        seen = [*taken, *(it.title for it in items)]
+        got: list[_PlanItem] = []
+        for it in plan.sections:  # type: ignore[attr-defined]
+            if usable_title(it.title, scaffold) and not any(same_title(it.title, old) for old in seen):
+                seen.append(it.title)
+                got.append(it.model_copy(update={"points": [p for p in it.points if not echoes(p, scaffold)]}))
         if not got:
-            break  # the model returned no usable section: the outline is padded below
-        items.extend(got)
+            break  # nothing new: the model is copying; the sections planned so far are kept
+        items.extend(got[:k])
         title = title or plan.document_title.strip()  # type: ignore[attr-defined]
-    budgets = rescale([it.words for it in items], target)
-    sections = [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
-                for it, b in zip(items, budgets)]
-    if not sections:
-        sections = [SectionPlan(title=title or "Text", points=[], budget=target)]
-    return Outline(title=title or instruction.strip().splitlines()[0][:_TITLE_CHARS], sections=sections)
+    return items, title
+
+
+PART_SECTIONS = 5  # sections per part when a long text is planned in parts
+
+
+def _plan_in_parts(llm: "LLM", instruction: str, target: int, n: int) -> Outline | None:
+    """Parts (at most PLAN_BATCH), then each part's sections; a part whose sections cannot be planned
+    stays one section. None when not even the parts could be planned (the caller plans flat)."""
+    try:
+        parts, title = _plan_batches(llm, instruction, target, min(PLAN_BATCH, math.ceil(n / PART_SECTIONS)))
+    except ParseError:
+        return None
+    if len(parts) < 2:
+        return None
+    part_budgets = rescale([p.words for p in parts], target)
+    items: list[_PlanItem] = []
+    budgets: list[int] = []
+    for i, (part, budget) in enumerate(zip(parts, part_budgets), 1):
+        count = max(1, round(n * budget / target))
+        scope = f"part {i} of {len(parts)}, \"{part.title.strip()}\": " + " ".join(p.strip() for p in part.points)
+        try:
+            sub, _ = _plan_batches(llm, instruction, budget, count, part=scope, taken=tuple(it.title for it in items))
+        except ParseError:
+            sub = []
+        sub = sub or [part]  # the part is one section
+        items.extend(sub)
+        budgets.extend(rescale([1] * len(sub), budget))  # even shares: the part's budget already weighs it
+    return _outline(instruction, title, items, budgets)
 
 
 def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], words: int, k: int) -> list[SectionPlan]:
@@ -294,15 +348,15 @@ def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], word
     k = max(1, min(k, PLAN_BATCH, words // MIN_SECTION_WORDS))
     ask = min(k + 1, PLAN_BATCH)  # one spare: a small model often re-proposes an earlier section first
     variables = dict(instruction=instruction, target=target, unit=unit_for(instruction), n=len(titles) + ask,
-                     start=len(titles) + 1, count=ask, words_each=round(words / k), previous=titles[-30:])
+                     start=len(titles) + 1, count=ask, words_each=round(words / k), previous=titles[-30:], part="")
     plan = llm.call_json("writer_plan", _plan_model(ask), max_tokens=80 + ask * _ITEM_TOKENS, **variables)
     scaffold = _scaffold(llm, variables)
     seen = list(titles)
     got: list[_PlanItem] = []
     for it in plan.sections:  # type: ignore[attr-defined]
-        if _title_words(it.title) and not echoes(it.title, scaffold) and not any(same_title(it.title, old) for old in seen):
+        if usable_title(it.title, scaffold) and not any(same_title(it.title, old) for old in seen):
             seen.append(it.title)
-            got.append(it)
+            got.append(it.model_copy(update={"points": [p for p in it.points if not echoes(p, scaffold)]}))
     got = got[:k]
     budgets = rescale([it.words for it in got], words)
     return [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
@@ -322,8 +376,13 @@ def _plain_words(text: str) -> frozenset[str]:
 
 def _scaffold(llm: "LLM", variables: dict[str, Any]) -> list[frozenset[str]]:
     """The words of each line of the plan prompt itself (without the request and earlier titles)."""
-    text = llm.render("writer_plan", **{**variables, "instruction": "", "previous": ["-"]})  # "-": keeps that block, no words
+    text = llm.render("writer_plan", **{**variables, "instruction": "", "part": "", "previous": ["-"]})  # "-": keeps that block, no words
     return [w for line in text.splitlines() if (w := _plain_words(line))]
+
+
+def usable_title(title: str, scaffold: list[frozenset[str]]) -> bool:
+    """A title with words, not JSON debris (``words]: 262}, {``), and not the prompt read back."""
+    return bool(re.search(r"[^\W\d_]", title)) and not re.search(r"[{}\[\]]|\":", title) and not echoes(title, scaffold)
 
 
 def echoes(title: str, scaffold: list[frozenset[str]]) -> bool:
