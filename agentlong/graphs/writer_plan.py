@@ -265,14 +265,14 @@ def plan_outline(llm: "LLM", instruction: str, target: int, options: WriterOptio
         if outline is not None:
             return outline
     items, title = _plan_batches(llm, instruction, target, n)
-    return _outline(instruction, title, items, rescale([it.words for it in items], target))
+    return _outline(instruction, title, items, rescale([it.words for it in items], target), target)
 
 
-def _outline(instruction: str, title: str, items: list[_PlanItem], budgets: list[int]) -> Outline:
+def _outline(instruction: str, title: str, items: list[_PlanItem], budgets: list[int], target: int) -> Outline:
     sections = [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
                 for it, b in zip(items, budgets)]
     if not sections:
-        sections = [SectionPlan(title=title or "Text", points=[], budget=sum(budgets) or 0)]
+        sections = [SectionPlan(title=title or "Text", points=[], budget=target)]
     return Outline(title=title or instruction.strip().splitlines()[0][:_TITLE_CHARS], sections=sections)
 
 
@@ -300,10 +300,10 @@ def _plan_batches(llm: "LLM", instruction: str, target: int, n: int, part: str =
         scaffold = _scaffold(llm, variables)
         seen = [*taken, *(it.title for it in items)]
         got: list[_PlanItem] = []
-        for it in plan.sections:  # type: ignore[attr-defined]
-            if usable_title(it.title, scaffold) and not any(same_title(it.title, old) for old in seen):
+        for it in map(lambda it: _retitled(it, scaffold), plan.sections):  # type: ignore[attr-defined]
+            if it is not None and not any(same_title(it.title, old) for old in seen):
                 seen.append(it.title)
-                got.append(it.model_copy(update={"points": [p for p in it.points if not echoes(p, scaffold)]}))
+                got.append(it)
         if not got:
             break  # nothing new: the model is copying; the sections planned so far are kept
         items.extend(got[:k])
@@ -336,7 +336,7 @@ def _plan_in_parts(llm: "LLM", instruction: str, target: int, n: int) -> Outline
         sub = sub or [part]  # the part is one section
         items.extend(sub)
         budgets.extend(rescale([1] * len(sub), budget))  # even shares: the part's budget already weighs it
-    return _outline(instruction, title, items, budgets)
+    return _outline(instruction, title, items, budgets, target)
 
 
 def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], words: int, k: int) -> list[SectionPlan]:
@@ -353,10 +353,10 @@ def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], word
     scaffold = _scaffold(llm, variables)
     seen = list(titles)
     got: list[_PlanItem] = []
-    for it in plan.sections:  # type: ignore[attr-defined]
-        if usable_title(it.title, scaffold) and not any(same_title(it.title, old) for old in seen):
+    for it in map(lambda it: _retitled(it, scaffold), plan.sections):  # type: ignore[attr-defined]
+        if it is not None and not any(same_title(it.title, old) for old in seen):
             seen.append(it.title)
-            got.append(it.model_copy(update={"points": [p for p in it.points if not echoes(p, scaffold)]}))
+            got.append(it)
     got = got[:k]
     budgets = rescale([it.words for it in got], words)
     return [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
@@ -378,6 +378,19 @@ def _scaffold(llm: "LLM", variables: dict[str, Any]) -> list[frozenset[str]]:
     """The words of each line of the plan prompt itself (without the request and earlier titles)."""
     text = llm.render("writer_plan", **{**variables, "instruction": "", "part": "", "previous": ["-"]})  # "-": keeps that block, no words
     return [w for line in text.splitlines() if (w := _plain_words(line))]
+
+
+def _retitled(it: _PlanItem, scaffold: list[frozenset[str]]) -> _PlanItem | None:
+    """The item without echoed points; a bare or echoed title ("Section 1") is replaced by its first
+    point (cut at a word within 80 characters); None when neither is usable."""
+    points = [p for p in it.points if p.strip() and not echoes(p, scaffold)]
+    title = it.title
+    if not usable_title(title, scaffold):
+        first = " ".join(points[0].split()).rstrip(".!?;:, ") if points else ""
+        title = first if len(first) <= 80 else first[:81].rsplit(" ", 1)[0].rstrip(".!?;:, ")
+        if not usable_title(title, scaffold):
+            return None
+    return it.model_copy(update={"title": title, "points": points})
 
 
 def usable_title(title: str, scaffold: list[frozenset[str]]) -> bool:
