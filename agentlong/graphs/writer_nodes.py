@@ -21,7 +21,7 @@ from ..types import Chunk
 from ..wordcount import bounds, count_words
 from .common import RunContext
 from .writer_plan import (MIN_SECTION_WORDS, PLAN_BATCH, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale,
-                          same_title)
+                          point_title, same_title)
 from .writer_sources import Sources, attribute, citation_for
 from .writer_text import BM25, RepeatWatch, clean_section, complete_sentences, dedupe, join_draft, passages, tail, trim_to
 
@@ -486,7 +486,7 @@ def _from_points(state: dict, short: int, k: int) -> list[SectionPlan]:
     done = sorted(state.get("sections", []), key=lambda s: s["words"] / max(s["budget"], 1))
     picked: list[tuple[str, list[str]]] = []
     for point in (p.strip() for s in done for p in s.get("points", [])):
-        title = _point_title(point)
+        title = point_title(point)
         if title and not any(same_title(title, t) for t in [*titles, *(t for t, _ in picked)]):
             picked.append((title, [point]))
         if len(picked) == k:
@@ -497,20 +497,6 @@ def _from_points(state: dict, short: int, k: int) -> list[SectionPlan]:
             picked.append((title, list(s.get("points", []))))
     budgets = rescale([1] * len(picked), short) if picked else []
     return [SectionPlan(title=t, points=ps, budget=b) for (t, ps), b in zip(picked, budgets)]
-
-
-def _point_title(point: str, chars: int = 80) -> str:
-    """An outline point as a heading: without its end stop, cut at a word within ``chars``.
-
-    >>> _point_title("Lily hears footsteps in the attic at night.")
-    'Lily hears footsteps in the attic at night'
-    >>> _point_title("word " * 30, chars=20)
-    'word word word word'
-    """
-    text = " ".join(point.split()).rstrip(".!?;:, ")
-    if len(text) > chars:
-        text = text[: chars + 1].rsplit(" ", 1)[0].rstrip(".!?;:, ")
-    return text
 
 
 def after_top_up(state: dict) -> str:

@@ -298,12 +298,7 @@ def _plan_batches(llm: "LLM", instruction: str, target: int, n: int, part: str =
                 break  # keep what was planned: budgets are rescaled over those sections below
             raise
         scaffold = _scaffold(llm, variables)
-        seen = [*taken, *(it.title for it in items)]
-        got: list[_PlanItem] = []
-        for it in map(lambda it: _retitled(it, scaffold), plan.sections):  # type: ignore[attr-defined]
-            if it is not None and not any(same_title(it.title, old) for old in seen):
-                seen.append(it.title)
-                got.append(it)
+        got = _new_items(plan.sections, scaffold, [*taken, *(it.title for it in items)])  # type: ignore[attr-defined]
         if not got:
             break  # nothing new: the model is copying; the sections planned so far are kept
         items.extend(got[:k])
@@ -351,13 +346,7 @@ def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], word
                      start=len(titles) + 1, count=ask, words_each=round(words / k), previous=titles[-30:], part="")
     plan = llm.call_json("writer_plan", _plan_model(ask), max_tokens=80 + ask * _ITEM_TOKENS, **variables)
     scaffold = _scaffold(llm, variables)
-    seen = list(titles)
-    got: list[_PlanItem] = []
-    for it in map(lambda it: _retitled(it, scaffold), plan.sections):  # type: ignore[attr-defined]
-        if it is not None and not any(same_title(it.title, old) for old in seen):
-            seen.append(it.title)
-            got.append(it)
-    got = got[:k]
+    got = _new_items(plan.sections, scaffold, titles)[:k]  # type: ignore[attr-defined]
     budgets = rescale([it.words for it in got], words)
     return [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
             for it, b in zip(got, budgets)]
@@ -380,14 +369,38 @@ def _scaffold(llm: "LLM", variables: dict[str, Any]) -> list[frozenset[str]]:
     return [w for line in text.splitlines() if (w := _plain_words(line))]
 
 
+def _new_items(items: list[_PlanItem], scaffold: list[frozenset[str]], titles: list[str]) -> list[_PlanItem]:
+    """The usable items (``_retitled``) whose titles repeat neither ``titles`` nor each other."""
+    seen = list(titles)
+    got: list[_PlanItem] = []
+    for it in map(lambda it: _retitled(it, scaffold), items):
+        if it is not None and not any(same_title(it.title, old) for old in seen):
+            seen.append(it.title)
+            got.append(it)
+    return got
+
+
+def point_title(point: str, chars: int = 80) -> str:
+    """An outline point as a heading: without its end stop, cut at a word within ``chars``.
+
+    >>> point_title("Lily hears footsteps in the attic at night.")
+    'Lily hears footsteps in the attic at night'
+    >>> point_title("word " * 30, chars=20)
+    'word word word word'
+    """
+    text = " ".join(point.split()).rstrip(".!?;:, ")
+    if len(text) > chars:
+        text = text[: chars + 1].rsplit(" ", 1)[0].rstrip(".!?;:, ")
+    return text
+
+
 def _retitled(it: _PlanItem, scaffold: list[frozenset[str]]) -> _PlanItem | None:
     """The item without echoed points; a bare or echoed title ("Section 1") is replaced by its first
     point (cut at a word within 80 characters); None when neither is usable."""
     points = [p for p in it.points if p.strip() and not echoes(p, scaffold)]
     title = it.title
     if not usable_title(title, scaffold):
-        first = " ".join(points[0].split()).rstrip(".!?;:, ") if points else ""
-        title = first if len(first) <= 80 else first[:81].rsplit(" ", 1)[0].rstrip(".!?;:, ")
+        title = point_title(points[0]) if points else ""
         if not usable_title(title, scaffold):
             return None
     return it.model_copy(update={"title": title, "points": points})
