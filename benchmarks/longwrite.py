@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -183,31 +184,36 @@ def main(argv: list[str] | None = None) -> int:
     app = Agentlong(settings=Settings(model=args.model, llama=llama, temperature=args.temperature))
     print(f"model {args.model}, n_ctx {app.backend.context_window()}, temperature {args.temperature}, {len(prompts)} prompts "
           f"({', '.join(str(p['length']) for p in prompts)} words)", flush=True)
+    code = code_version()
+    print(f"code {code}", flush=True)
     _head(not args.skip_direct)
     rows = []
     for rec in prompts:
         w = _guarded(run_writer, app, rec, args)
         rows.append({"set": rec["set"], "line": rec["line"], "length": rec["length"], "type": rec["type"], "writer": w, "direct": None})
         if args.json_out:  # the writer's row is kept even if the direct call runs long and the run is stopped
-            args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+            args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "code": code, "rows": rows}, indent=2))
         rows[-1]["direct"] = None if args.skip_direct else _guarded(run_direct, app, rec, args.direct_cap)
         _row(rows[-1])
         if args.json_out:  # after every prompt, so a stopped run keeps what it measured
-            args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+            args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "code": code, "rows": rows}, indent=2))
     _summary(rows)
     if args.json_out:
-        args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=2))
+        args.json_out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "code": code, "rows": rows}, indent=2))
     return 0
 
 
 def report(paths: list[Path]) -> int:
     """One table and summary over saved runs (e.g. the shards of one selection)."""
-    rows = []
+    rows, codes = [], set()
     for path in paths:
         try:
-            rows.extend(json.loads(path.read_text(encoding="utf-8"))["rows"])
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            rows.extend(saved["rows"])
         except (OSError, ValueError, KeyError) as exc:
             sys.exit(f"cannot read {path}: {exc} — pass files written by --json-out")
+        codes.add(saved.get("code", "unrecorded"))
+    print(f"code {', '.join(sorted(codes))}" + ("" if len(codes) == 1 else "  (NOT one version: the rows do not compare)"))
     if not rows:
         sys.exit("the files hold no rows yet")
     rows.sort(key=lambda r: r["length"])
@@ -217,6 +223,19 @@ def report(paths: list[Path]) -> int:
         _row(r)
     _summary(rows)
     return 0
+
+
+def code_version() -> str:
+    """The commit the benchmark runs (with "+changes" when the agentlong/ or prompts/ tree differs from it)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "agentlong", "prompts"], cwd=root,
+                               capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit + (" +changes" if dirty else "")
 
 
 def _head(direct: bool) -> None:

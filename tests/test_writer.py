@@ -388,6 +388,33 @@ def test_a_text_that_ends_short_gets_top_up_sections_planned_by_the_model():
     assert "are already planned" in plan_prompts[-1] and "- Topic A plants" in plan_prompts[-1]
 
 
+def test_long_targets_get_more_top_up_rounds_while_the_rounds_pay():
+    """A 20,000-word text that ends 6,000 words short needs more than `top_up` rounds of ~10 sections: past
+    the first `top_up` rounds, one more per further 5,000 words of target, until a round gains less than half
+    of what its sections should hold."""
+    def rounds_for(words: int, write_extras: bool) -> tuple[list[StepDone], list[Notice]]:
+        model, respond = _topping_model(words_per_call=60)
+        app, fake = app_for(model)
+
+        def scripted(messages):
+            prompt = messages[-1].content
+            if not write_extras and "are already planned" not in prompt and "Extra" in prompt:
+                return sentence(0)  # a top-up section that stalls at one sentence
+            return respond(messages)
+        fake.default = scripted
+        events = []
+        write(app, "Write about plants.", words=words, emit=events.append, checkpoint=False,
+              options=WriterOptions(sections=2, review=False, max_calls=1, section_words=100, top_up=1))
+        return ([e for e in events if isinstance(e, StepDone) and e.step == "top-up"],
+                [e for e in events if isinstance(e, Notice) and "stopped adding sections" in e.message])
+
+    assert len(rounds_for(4000, True)[0]) == 1  # under 5,000 words: `top_up` rounds, as before
+    paying, notices = rounds_for(12000, True)
+    assert len(paying) == 3 and not notices  # 1 + 12,000 // 5,000 rounds; each gained 600 of the 600 it could
+    stalling, notices = rounds_for(12000, False)
+    assert len(stalling) == 1 and len(notices) == 1 and "after 1 rounds" in notices[0].message
+
+
 def test_a_run_killed_in_a_top_up_section_resumes_there_without_replanning(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENTLONG_HOME", str(tmp_path))
     opts = WriterOptions(sections=2, review=False, max_calls=1, section_words=100)

@@ -41,7 +41,7 @@ from ..llm import LLM
 from ..types import Citation, RunRecord, Usage
 from .common import run_graph, thread_id_for
 from .writer_nodes import (WriterContext, after_commit, after_draft, after_review, after_top_up, assemble, commit, draft, plan,
-                           review, revise, top_up)
+                           review, revise, top_up, top_up_rounds)
 from .writer_plan import PLAN_BATCH, Outline, SectionPlan, WriterOptions, check_target, normalize_outline, plan_outline, unit_for
 from .writer_sources import Sources, citation_for
 
@@ -114,6 +114,8 @@ class WriterState(TypedDict, total=False):
     plan: list[dict]  # the outline as first planned or given
     user_outline: bool  # the user gave the outline: no top-up sections
     top_ups: int  # top-up rounds so far
+    stale: int  # top-up rounds that gained less than half of what they planned
+    top_up_mark: dict  # at the last top-up: {"words": written so far, "planned": words that round planned}
     ratio: float  # tokens per word, measured with the model's tokenizer
     index: int  # the section being written
     draft: str
@@ -232,8 +234,9 @@ def write(app: "Agentlong", instruction: str, *, words: int, sources: Any = None
                            "outline": [s.model_dump() for s in user.sections] if user else [], "sections": [], "cites": []}
     n = len(user.sections) if user else max(1, round(target / opts.section_words)) if not opts.sections else opts.sections
     per_section = opts.max_calls * (1 + opts.max_revisions) + 2 * (opts.max_revisions + 1) + 2
-    n += opts.top_up * PLAN_BATCH  # the most sections top-up rounds can add
-    state = run_graph(build_graph(), inputs, ctx, thread_id=thread, recursion_limit=10 + opts.top_up + n * per_section,
+    rounds = top_up_rounds(opts, target)
+    n += rounds * PLAN_BATCH  # the most sections top-up rounds can add
+    state = run_graph(build_graph(), inputs, ctx, thread_id=thread, recursion_limit=10 + rounds + n * per_section,
                       checkpoint=checkpoint)
     result = _result(app, ctx, state, started, started_at)
     if out_path is not None:

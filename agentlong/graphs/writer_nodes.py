@@ -20,7 +20,7 @@ from ..packing import fit, prompt_budget, truncate_to_tokens
 from ..types import Chunk
 from ..wordcount import bounds, count_words
 from .common import RunContext
-from .writer_plan import (MIN_SECTION_WORDS, PLAN_BATCH, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale,
+from .writer_plan import (MIN_SECTION_WORDS, PLAN_BATCH, TOP_UP_SPAN, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale,
                           point_title, same_title)
 from .writer_sources import Sources, attribute, citation_for
 from .writer_text import BM25, RepeatWatch, clean_section, complete_sentences, dedupe, join_draft, passages, tail, trim_to
@@ -439,15 +439,34 @@ def after_commit(state: dict) -> str:
     """Next section; at the end, a top-up when a model-planned text ran short (capped rounds), else assemble."""
     if state["index"] < len(state["outline"]):
         return "draft"
-    wants = not state.get("user_outline") and state.get("top_ups", 0) < options_of(state).top_up
+    wants = not state.get("user_outline") and state.get("top_ups", 0) < top_up_rounds(options_of(state), state["target"])
     return "top_up" if wants and shortfall(state) else "assemble"
+
+
+def top_up_rounds(opts: WriterOptions, target: int) -> int:
+    """The most top-up rounds: ``top_up``, and as many again for every further TOP_UP_SPAN words of target
+    (a 20,000-word text that ends 6,000 short needs more rounds of ~10 sections than a 2,000-word one).
+
+    >>> [top_up_rounds(WriterOptions(), t) for t in (450, 4999, 5000, 12000, 20000)]
+    [4, 4, 8, 12, 20]
+    >>> top_up_rounds(WriterOptions(top_up=0), 20000)
+    0
+    """
+    return opts.top_up * (1 + target // TOP_UP_SPAN)
 
 
 def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
     """The text ended short: the model plans more sections (after the others) whose budgets sum to the shortfall."""
     ctx, opts = runtime.context, options_of(state)
     _announce_resume(state, ctx)
-    short = shortfall(state)
+    short, stale, mark = shortfall(state), state.get("stale", 0), state.get("top_up_mark")
+    if mark:  # the last round gained less than half of what its sections should hold (at what the model writes per
+        # section; their budgets share the whole shortfall, so a long text's are larger): it did not pay
+        stale += _done_words(state) - mark["words"] < mark["planned"] / 2
+    if stale >= opts.top_up:  # only reached past the first `top_up` rounds (long targets): stop when rounds stop paying
+        ctx.emit(Notice(message=f"the text is {short:,} words short; stopped adding sections after {stale} rounds "
+                                f"that gained less than half of what they planned", level="warning"))
+        return {"top_ups": top_up_rounds(opts, state["target"]), "stale": stale}
     titles = [s["title"] for s in state["outline"]]
     k = max(1, min(PLAN_BATCH, math.ceil(short / _section_size(state, opts))))
     more: list[SectionPlan] = []
@@ -462,11 +481,13 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
     if not more:  # the model only re-proposed earlier sections: points the shortest sections left are the topics
         more = _from_points(state, short, k)
     if not more:
-        return {"top_ups": opts.top_up}  # nothing usable: no further rounds
+        return {"top_ups": top_up_rounds(opts, state["target"])}  # nothing usable: no further rounds
     ctx.emit(StepDone(step="top-up", detail=f"{short:,} words short of {state['target']:,}: "
                       + ", ".join(f"{s.title} ({s.budget} words)" for s in more)))
     added = [{**s.model_dump(), "planned": s.budget} for s in more]
-    return {"outline": [*state["outline"], *added], "top_ups": state.get("top_ups", 0) + 1, **_fresh()}
+    return {"outline": [*state["outline"], *added], "top_ups": state.get("top_ups", 0) + 1, "stale": stale,
+            "top_up_mark": {"words": _done_words(state), "planned": min(short, len(more) * _section_size(state, opts))},
+            **_fresh()}
 
 
 def _section_size(state: dict, opts: WriterOptions) -> int:

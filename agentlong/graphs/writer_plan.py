@@ -36,6 +36,7 @@ __all__ = [
 MIN_WORDS, MAX_WORDS = 50, 100_000
 MIN_SECTION_WORDS = 20  # below this a section is a sentence, not a section
 PLAN_BATCH = 10  # sections planned per model call (keeps each JSON reply small)
+TOP_UP_SPAN = 5000  # words of target per `top_up` rounds of extra sections
 _TITLE_CHARS, _POINT_CHARS = 100, 160
 _ITEM_TOKENS = 40 + (_TITLE_CHARS + 3 * _POINT_CHARS) // 3  # the longest section item the schema allows
 
@@ -51,7 +52,7 @@ class WriterOptions(BaseModel):
     review: bool = Field(True, description="run a reviewer call on every section")
     max_revisions: int = Field(1, ge=0, le=5, description="rewrites of a section the reviewer failed")
     rebalance: bool = Field(True, description="carry each finished section's shortfall or surplus into the budgets of the sections left")
-    top_up: int = Field(4, ge=0, le=10, description="rounds of extra sections (up to 10 a round, sized to what the model writes per section) when the whole text ends short of the target (model-planned outlines only)")
+    top_up: int = Field(4, ge=0, le=10, description="rounds of extra sections (up to 10 a round, sized to what the model writes per section) when the whole text ends short of the target (model-planned outlines only); as many again per further 5,000 words of target, while rounds gain at least half of what they plan")
     continuity: bool = Field(False, description="final pass that smooths the first paragraph of each section into the one before")
     earlier_passages: int = Field(2, ge=0, le=10, description="passages of earlier sections retrieved (BM25) for each section")
     source_passages: int = Field(4, ge=0, le=20, description="source passages retrieved for each section when sources are given")
