@@ -656,6 +656,29 @@ def test_clean_section_strips_preamble_and_demotes_headings():
     assert clean_section(raw, "Light needs") == "Plants like light.\n### Big heading\nMore."
 
 
+def test_finished_sections_drop_debris_headings():
+    """Headings the model makes of the writer's prompts, number-only headings (a cut at "2.") and a heading
+    that ends a section go; a real subheading stays."""
+    model = Model(words_per_call=40)
+    app, fake = app_for(model)
+
+    def messy(messages):  # 40 + 20 words and the headings: within the 100-word budgets, so nothing is trimmed
+        text = model(messages)
+        if "Write section" in messages[-1].content:
+            k = next(model.counter)
+            return (f"{text}\n\n### Practical Steps and Details Involved\n\n{sentence(900 + k)}\n\n"
+                    f"**New Facts and New Sentences:**\n\n### Watering in Summer\n\n{sentence(950 + k)}\n\n#### 2.\n\n### Next Steps")
+        return text
+    fake.default = messy
+    res = write(app, "Write about plants.", words=300, outline=OUTLINE3, checkpoint=False,
+                options=WriterOptions(review=False, max_calls=1))
+    assert "### Watering in Summer" in res.sections[0].text  # later sections drop it as a repeat
+    for sec in res.sections:
+        assert sec.text.endswith(".")
+        assert not any(h in sec.text for h in ("Practical Steps", "New Facts", "#### 2.", "Next Steps"))
+        assert sec.words == count_words(sec.text)
+
+
 def test_trim_prefers_paragraph_then_sentence_then_word():
     text = "One two three four.\n\nFive six seven eight. Nine ten eleven."
     assert trim_to(text, 6, min_words=3) == "One two three four."

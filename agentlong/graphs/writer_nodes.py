@@ -23,7 +23,7 @@ from .common import RunContext
 from .writer_plan import (MIN_SECTION_WORDS, PLAN_BATCH, TOP_UP_SPAN, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale,
                           point_title, same_title)
 from .writer_sources import Sources, attribute, citation_for
-from .writer_text import BM25, RepeatWatch, clean_section, complete_sentences, dedupe, join_draft, passages, tail, trim_to
+from .writer_text import BM25, RepeatWatch, clean_section, complete_sentences, dedupe, join_draft, passages, tail, tidy, trim_to
 
 __all__ = ["WriterContext", "plan", "draft", "review", "revise", "commit", "top_up", "assemble", "Review", "options_of",
            "rebalanced", "shortfall", "after_top_up"]
@@ -360,7 +360,8 @@ def commit(state: dict, runtime: Runtime[WriterContext]) -> dict:
     ctx, opts, sec, i = runtime.context, options_of(state), _section(state), state["index"]
     _announce_resume(state, ctx)
     shown = {c["n"]: c["chunk"]["text"] for c in state.get("cites", []) if c["n"] in set(state.get("shown", []))}
-    text, cited = attribute(state["draft"], shown) if shown else (state["draft"], [])
+    draft = tidy(state["draft"]) or state["draft"]  # debris headings out ("#### 2.", the prompt read back)
+    text, cited = attribute(draft, shown) if shown else (draft, [])
     words = count_words(text)
     lo, hi = _bounds(sec.budget, opts.tolerance)
     record = {"index": i, "title": sec.title, "points": sec.points, "budget": sec.budget, "text": text, "words": words,

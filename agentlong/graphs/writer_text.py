@@ -14,10 +14,11 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
+from functools import lru_cache
 
 from ..wordcount import count_words
 
-__all__ = ["trim_to", "dedupe", "RepeatWatch", "clean_section", "tail", "passages", "join_draft", "complete_sentences", "BM25"]
+__all__ = ["trim_to", "dedupe", "RepeatWatch", "clean_section", "tidy", "tail", "passages", "join_draft", "complete_sentences", "BM25"]
 
 _UNIT = re.compile(r"[\u4e00-\u9fff]|\b[a-zA-Z]+\b")
 _SEGMENT = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"”’')\]]*|(?=\n)|$)")
@@ -199,6 +200,72 @@ def clean_section(text: str, title: str, titles: tuple[str, ...] = ()) -> str:
     out = _HEAD.sub(lambda m: ("### " if len(m.group(1)) <= 2 else m.group(1) + " ") + m.group(2), "\n".join(lines))
     out = "".join(m.group() for m in _SEGMENT_WS.finditer(out) if not _ASSISTANT.search(m.group()))
     return re.sub(r"\n{3,}", "\n\n", out).strip()
+
+
+_WRITER_PROMPTS = ("writer_system", "writer_plan", "writer_section", "writer_continue", "writer_revise")
+_BOLD_LINE = re.compile(r"^\s*\*\*(.+?)\*\*:?\s*$")
+
+
+def _stems(text: str) -> frozenset[str]:
+    """Words of 3+ letters, lower case, without an -ing/-ed/-s ending ("Avoiding Mistakes" -> avoid, mistake)."""
+    out = set()
+    for w in re.findall(r"[^\W\d_]{3,}", text.casefold()):
+        for suffix in ("ing", "ed", "s"):
+            if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+                w = w[: -len(suffix)]
+                break
+        out.add(w)
+    return frozenset(out)
+
+
+@lru_cache(maxsize=1)
+def _prompt_lines() -> tuple[frozenset[str], ...]:
+    """The words of each line of the writer's own prompts (template text, variables left out)."""
+    from ..prompts import builtin_prompts_dir
+
+    lines = []
+    for name in _WRITER_PROMPTS:
+        path = builtin_prompts_dir() / f"{name}.j2"
+        source = path.read_text(encoding="utf-8") if path.is_file() else ""
+        for line in source.replace("{{ unit }}", "words").splitlines():
+            if words := _stems(re.sub(r"\{\{.*?\}\}|\{%|%\}", " ", line)):
+                lines.append(words)
+    return tuple(lines)
+
+
+def prompt_echo(heading: str) -> bool:
+    """A heading the model made of the writer's prompt ("Practical Steps and Details Involved", "New Facts
+    and New Sentences", "Outline"): 75% of its words (of 3+ letters) are on one line of a writer prompt.
+
+    >>> [prompt_echo(h) for h in ("Practical Steps and Details Involved", "Avoiding Mistakes", "Outline",
+    ...                           "522 Words of Flowing Prose in Five Sections", "The Harbor at Night", "Key Components")]
+    [True, True, True, True, False, False]
+    """
+    words = _stems(heading)
+    return bool(words) and any(len(words & line) >= 0.75 * len(words) for line in _prompt_lines())
+
+
+def tidy(text: str) -> str:
+    r"""A finished section without debris headings: heading or bold-only lines with no letters ("#### 2.",
+    left by a cut at "2."), that read a writer prompt back, or that end the section with nothing under them.
+
+    >>> tidy("Intro text.\n\n### Practical Steps and Details Involved\n\nStep text.\n\n#### 2.\n\n### Key Ideas\n\nMore.\n\n### Next")
+    'Intro text.\n\nStep text.\n\n### Key Ideas\n\nMore.'
+    """
+    lines = text.split("\n")
+    keep = []
+    for line in lines:
+        m = _HEAD.match(line) or _BOLD_LINE.match(line)
+        label = m.group(m.lastindex).strip() if m else ""
+        if m and (not re.search(r"[^\W\d_]", label) or prompt_echo(_TITLE_NUMBER.sub("", label))):
+            continue
+        keep.append(line)
+    while keep and (not keep[-1].strip() or _HEAD.match(keep[-1]) or _BOLD_LINE.match(keep[-1])):
+        keep.pop()  # a heading with nothing under it
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(keep)).strip()
+
+
+_TITLE_NUMBER = re.compile(r"^\s*(?:(?:step|section|part|chapter)\s+)?[\d.]+\s*[:.)\-–—]?\s*", re.IGNORECASE)
 
 
 def _title_line(line: str, names: set[str]) -> bool:
