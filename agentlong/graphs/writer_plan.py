@@ -382,14 +382,23 @@ def _new_items(items: list[_PlanItem], scaffold: list[frozenset[str]], titles: l
 
 
 def point_title(point: str, chars: int = 80) -> str:
-    """An outline point as a heading: without its end stop, cut at a word within ``chars``.
+    """An outline point as a heading: its first sentence (of 3+ words), without its end stop (a question
+    keeps its mark), cut at a word within ``chars``.
 
     >>> point_title("Lily hears footsteps in the attic at night.")
     'Lily hears footsteps in the attic at night'
     >>> point_title("word " * 30, chars=20)
     'word word word word'
+    >>> point_title("What is a ghost? What does it do? What is it like?")  # its first sentence, when that has 3+ words
+    'What is a ghost?'
+    >>> point_title("Dr. Lee opens the door.")
+    'Dr. Lee opens the door'
     """
-    text = " ".join(point.split()).rstrip(".!?;:, ")
+    text = " ".join(point.split())
+    first = re.match(r"(.+?[.!?])\s+(?=[A-Z\"'“‘])", text)
+    if first and len(first.group(1).split()) >= 3:
+        text = first.group(1)
+    text = text.rstrip(".;:, ") if text.endswith("?") else text.rstrip(".!?;:, ")
     if len(text) > chars:
         text = text[: chars + 1].rsplit(" ", 1)[0].rstrip(".!?;:, ")
     return text
