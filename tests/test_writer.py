@@ -245,7 +245,9 @@ def test_malformed_plan_is_repaired_then_reported():
 def test_titles_that_read_the_plan_prompt_back_are_dropped_from_plans_and_top_ups():
     echo = [{"title": "Sections 3 to 4", "points": [], "words": 50}, {"title": "document_title", "points": ["document_title"], "words": 50},
             {"title": "Plan it as 4 sections, about 400 words in all", "points": [], "words": 50}]
-    real = [{"title": f"Roots of plant {i}", "points": ["The text to write (the request):", "roots grow"], "words": 100} for i in range(4)]
+    debris = (["3", "Read the text between <document> and </document> tags and quote it, but never", "roots grow"],
+              ["The text to write (the request):", "roots grow"])  # a bare number, the system prompt; the plan prompt
+    real = [{"title": f"Roots of plant {i}", "points": debris[i % 2], "words": 100} for i in range(4)]
 
     def reply(messages):
         asked = re.search(r"and sections (\d+) to (\d+)", messages[-1].content)
@@ -256,7 +258,7 @@ def test_titles_that_read_the_plan_prompt_back_are_dropped_from_plans_and_top_up
     outline = plan_only(app, "Write about plants.", words=400, options=WriterOptions(sections=4))
     assert [s.title for s in outline.sections][:1] == ["Roots of plant 0"]  # the echoes are gone; the real title stays
     assert not any("ection" in s.title or "document" in s.title for s in outline.sections)
-    assert all(s.points == ["roots grow"] for s in outline.sections if s.title.startswith("Roots"))  # an echoed point goes too
+    assert all(s.points == ["roots grow"] for s in outline.sections if s.title.startswith("Roots"))  # echoed points go too
     bare = FakeBackend(mode="keyed", responses={}, default={"document_title": "Plants", "sections": [
         {"title": f"Section {i}", "points": [f"Water plant type {i} weekly.", "p"], "words": 100} for i in (1, 2)]})
     labelled = plan_only(Agentlong(model="fake", backend=bare), "Write about plants.", words=200, options=WriterOptions(sections=2))
@@ -267,6 +269,7 @@ def test_titles_that_read_the_plan_prompt_back_are_dropped_from_plans_and_top_up
                      options=WriterOptions(sections=1)).sections[0].budget == 200  # nothing usable: one section, the whole target
     more = plan_more(app.llm(), "Write about plants.", 400, ["Leaves"], 200, 4)
     assert [s.title for s in more] == ["Roots of plant 0", "Roots of plant 1"] and sum(s.budget for s in more) == 200
+    assert all(s.points == ["roots grow"] for s in more)
 
 
 def test_a_batch_of_the_plan_that_stays_malformed_is_retried_smaller_then_kept_partial():

@@ -21,7 +21,7 @@ from ..types import Chunk
 from ..wordcount import bounds, count_words
 from .common import RunContext
 from .writer_plan import (MIN_SECTION_WORDS, PLAN_BATCH, TOP_UP_SPAN, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale,
-                          point_title, same_title)
+                          point_title, same_title, usable_title)
 from .writer_sources import Sources, attribute, citation_for
 from .writer_text import BM25, RepeatWatch, clean_section, complete_sentences, dedupe, join_draft, passages, tail, tidy, trim_to
 
@@ -509,7 +509,7 @@ def _from_points(state: dict, short: int, k: int) -> list[SectionPlan]:
     picked: list[tuple[str, list[str]]] = []
     for point in (p.strip() for s in done for p in s.get("points", [])):
         title = point_title(point)
-        if title and not any(same_title(title, t) for t in [*titles, *(t for t, _ in picked)]):
+        if usable_title(title, []) and not any(same_title(title, t) for t in [*titles, *(t for t, _ in picked)]):
             picked.append((title, [point]))
         if len(picked) == k:
             break

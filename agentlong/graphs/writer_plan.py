@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..errors import InputError, ParseError
 from ..wordcount import has_cjk
+from .writer_text import prompt_echo
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..llm import LLM
@@ -407,7 +408,7 @@ def point_title(point: str, chars: int = 80) -> str:
 def _retitled(it: _PlanItem, scaffold: list[frozenset[str]]) -> _PlanItem | None:
     """The item without echoed points; a bare or echoed title ("Section 1") is replaced by its first
     point (cut at a word within 80 characters); None when neither is usable."""
-    points = [p for p in it.points if p.strip() and not echoes(p, scaffold)]
+    points = [p for p in it.points if usable_title(p, scaffold)]
     title = it.title
     if not usable_title(title, scaffold):
         title = point_title(points[0]) if points else ""
@@ -416,9 +417,19 @@ def _retitled(it: _PlanItem, scaffold: list[frozenset[str]]) -> _PlanItem | None
     return it.model_copy(update={"title": title, "points": points})
 
 
+_COUNT = re.compile(r"\d[\d,]*\s*(?:words?|characters?|字)\b|\d\s*字", re.IGNORECASE)
+
+
 def usable_title(title: str, scaffold: list[frozenset[str]]) -> bool:
-    """A title with words, not JSON debris (``words]: 262}, {``), and not the prompt read back."""
-    return bool(re.search(r"[^\W\d_]", title)) and not re.search(r"[{}\[\]]|\":", title) and not echoes(title, scaffold)
+    """A title (or point) with words, not JSON debris (``words]: 262}, {``), and not a prompt read back: the
+    plan prompt (``scaffold``), a long line of another writer prompt, or the asked length ("12000 words of").
+
+    >>> [usable_title(t, []) for t in ("The Harbor", "3", "12000 words of an article", "Examples",
+    ...                                "Read the text between <document> and </document> tags and quote it")]
+    [True, False, False, True, False]
+    """
+    return (bool(re.search(r"[^\W\d_]", title)) and not re.search(r"[{}\[\]]|\":", title) and not echoes(title, scaffold)
+            and not prompt_echo(title, min_words=4) and not _COUNT.search(title))
 
 
 def echoes(title: str, scaffold: list[frozenset[str]]) -> bool:

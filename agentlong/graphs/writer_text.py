@@ -233,16 +233,17 @@ def _prompt_lines() -> tuple[frozenset[str], ...]:
     return tuple(lines)
 
 
-def prompt_echo(heading: str) -> bool:
+def prompt_echo(heading: str, min_words: int = 1) -> bool:
     """A heading the model made of the writer's prompt ("Practical Steps and Details Involved", "New Facts
-    and New Sentences", "Outline"): 75% of its words (of 3+ letters) are on one line of a writer prompt.
+    and New Sentences", "Outline"): 75% of its words (of 3+ letters, at least ``min_words``) are on one line of a
+    writer prompt.
 
     >>> [prompt_echo(h) for h in ("Practical Steps and Details Involved", "Avoiding Mistakes", "Outline",
     ...                           "522 Words of Flowing Prose in Five Sections", "The Harbor at Night", "Key Components")]
     [True, True, True, True, False, False]
     """
     words = _stems(heading)
-    return bool(words) and any(len(words & line) >= 0.75 * len(words) for line in _prompt_lines())
+    return len(words) >= max(1, min_words) and any(len(words & line) >= 0.75 * len(words) for line in _prompt_lines())
 
 
 def tidy(text: str) -> str:
