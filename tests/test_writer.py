@@ -244,7 +244,7 @@ def test_malformed_plan_is_repaired_then_reported():
 
 def test_titles_that_read_the_plan_prompt_back_are_dropped_from_plans_and_top_ups():
     echo = [{"title": "Sections 3 to 4", "points": [], "words": 50}, {"title": "document_title", "points": ["document_title"], "words": 50},
-            {"title": "Plan it as 4 sections, about 400 words in all", "points": [], "words": 50}]
+            {"title": "Plan it as 4 sections, about 400 words in all", "points": ["Plan only part 3 of 8"], "words": 50}]
     debris = (["3", "Read the text between <document> and </document> tags and quote it, but never", "roots grow"],
               ["The text to write (the request):", "roots grow"])  # a bare number, the system prompt; the plan prompt
     real = [{"title": f"Roots of plant {i}", "points": debris[i % 2], "words": 100} for i in range(4)]
@@ -270,6 +270,8 @@ def test_titles_that_read_the_plan_prompt_back_are_dropped_from_plans_and_top_up
     more = plan_more(app.llm(), "Write about plants.", 400, ["Leaves"], 200, 4)
     assert [s.title for s in more] == ["Roots of plant 0", "Roots of plant 1"] and sum(s.budget for s in more) == 200
     assert all(s.points == ["roots grow"] for s in more)
+    part = plan_more(app.llm(), "Write about plants.", 400, ["Leaves"], 200, 3)  # the echo's point as its title
+    assert [s.title for s in part] == ["Roots of plant 0"]
 
 
 def test_a_batch_of_the_plan_that_stays_malformed_is_retried_smaller_then_kept_partial():

@@ -367,8 +367,11 @@ def _plain_words(text: str) -> frozenset[str]:
 
 def _scaffold(llm: "LLM", variables: dict[str, Any]) -> list[frozenset[str]]:
     """The words of each line of the plan prompt itself (without the request and earlier titles)."""
-    text = llm.render("writer_plan", **{**variables, "instruction": "", "part": "", "previous": ["-"]})  # "-": keeps that block, no words
-    return [w for line in text.splitlines() if (w := _plain_words(line))]
+    lines = []
+    for part in ("", "part"):  # with and without the part lines ("Plan only part 3 of 8" came back as a title)
+        text = llm.render("writer_plan", **{**variables, "instruction": "", "part": part, "previous": ["-"]})  # "-": keeps that block, no words
+        lines += [w for line in text.splitlines() if (w := _plain_words(line)) and w not in lines]
+    return lines
 
 
 def _new_items(items: list[_PlanItem], scaffold: list[frozenset[str]], titles: list[str]) -> list[_PlanItem]:
