@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..errors import InputError, ParseError
 from ..wordcount import has_cjk
-from .writer_text import prompt_echo
+from .writer_text import on_one_line, prompt_echo
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..llm import LLM
@@ -443,8 +443,7 @@ def echoes(title: str, scaffold: list[frozenset[str]]) -> bool:
     >>> [echoes(t, lines) for t in ("Sections 9 to 18", "document_title", "Planting the Garden", "A")]
     [True, True, False, False]
     """
-    words = _plain_words(title)
-    return bool(words) and any(len(words & line) >= 0.75 * len(words) for line in scaffold)
+    return on_one_line(_plain_words(title), scaffold)
 
 
 def same_title(a: str, b: str) -> bool:

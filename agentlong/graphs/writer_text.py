@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 from ..wordcount import count_words
@@ -204,6 +204,7 @@ def clean_section(text: str, title: str, titles: tuple[str, ...] = ()) -> str:
 
 _WRITER_PROMPTS = ("writer_system", "writer_plan", "writer_section", "writer_continue", "writer_revise")
 _BOLD_LINE = re.compile(r"^\s*\*\*(.+?)\*\*:?\s*$")
+_TITLE_NUMBER = re.compile(r"^\s*(?:(?:step|section|part|chapter)\s+)?[\d.]+\s*[:.)\-–—]?\s*", re.IGNORECASE)
 
 
 def _stems(text: str) -> frozenset[str]:
@@ -243,7 +244,12 @@ def prompt_echo(heading: str, min_words: int = 1) -> bool:
     [True, True, True, True, False, False]
     """
     words = _stems(heading)
-    return len(words) >= max(1, min_words) and any(len(words & line) >= 0.75 * len(words) for line in _prompt_lines())
+    return len(words) >= max(1, min_words) and on_one_line(words, _prompt_lines())
+
+
+def on_one_line(words: frozenset[str], lines: Iterable[frozenset[str]]) -> bool:
+    """75% of ``words`` are on one of ``lines`` (word sets): the test of a title or heading read back from a prompt."""
+    return bool(words) and any(len(words & line) >= 0.75 * len(words) for line in lines)
 
 
 def tidy(text: str) -> str:
@@ -264,9 +270,6 @@ def tidy(text: str) -> str:
     while keep and (not keep[-1].strip() or _HEAD.match(keep[-1]) or _BOLD_LINE.match(keep[-1])):
         keep.pop()  # a heading with nothing under it
     return re.sub(r"\n{3,}", "\n\n", "\n".join(keep)).strip()
-
-
-_TITLE_NUMBER = re.compile(r"^\s*(?:(?:step|section|part|chapter)\s+)?[\d.]+\s*[:.)\-–—]?\s*", re.IGNORECASE)
 
 
 def _title_line(line: str, names: set[str]) -> bool:
