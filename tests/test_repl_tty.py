@@ -6,6 +6,7 @@ Every wait polls the screen until the expected text appears, bounded by a deadli
 from __future__ import annotations
 
 import os
+import signal as signal_module
 import subprocess
 import sys
 import textwrap
@@ -60,8 +61,14 @@ class Terminal:
         """The exit status once the program has ended, else None."""
         dead, status, signal = self._tmux("display-message", "-p", "-t", "0",
                                           "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}").strip().split(":")
-        if dead != "1" or not (status or signal):
-            return None  # running, or tmux has not recorded how it ended yet (polled again)
+        if dead == "1" and not (status or signal):
+            # the pane's terminal has closed but tmux has not reaped the program yet. On a loaded machine
+            # tmux 3.3a sometimes misses the SIGCHLD and would leave it a zombie for good (seen in CI):
+            # a repeated SIGCHLD makes the server run its waitpid loop, which records the exit status.
+            os.kill(int(self._tmux("display-message", "-p", "#{pid}").strip()), signal_module.SIGCHLD)
+            return None  # polled again
+        if dead != "1":
+            return None  # running
         return int(status) if status else -int(signal)  # -N: killed by signal N
 
     def wait_exit(self, timeout: float = 3 * WAIT_S) -> int:  # teardown on a machine busy with model runs
