@@ -384,13 +384,16 @@ def test_a_text_that_ends_short_gets_top_up_sections_planned_by_the_model():
                 options=WriterOptions(sections=2, review=False, max_calls=1, section_words=100), checkpoint=False)
     assert [s.budget for s in res.plan] == [225, 225] and len(res.plan) == 2
     titles = [s.title for s in res.outline]
-    assert titles[:2] == ["Topic A plants", "Topic B plants"] and titles[2].startswith("Extra")
+    # the planned last section is written last: the extra sections go before it (a conclusion stays the end)
+    assert titles[0] == "Topic A plants" and titles[-1] == "Topic B plants" and titles[1].startswith("Extra")
     assert [s.title for s in res.sections] == titles and res.text.count("\n## ") == len(titles)
+    assert res.text.rstrip().endswith(res.sections[-1].text.rstrip()) and "## Topic B plants" in res.text
     rounds = [e for e in events if isinstance(e, StepDone) and e.step == "top-up"]
     assert 1 <= len(rounds) <= 2 and "words short of 450" in rounds[0].detail  # capped at top_up=2 rounds
     assert res.words > 120  # two single 60-word calls without the top-up
     plan_prompts = [p for p in model.prompts if "Plan it as" in p]
     assert "are already planned" in plan_prompts[-1] and "- Topic A plants" in plan_prompts[-1]
+    assert "- Topic B plants" not in plan_prompts[-1]  # the model plans what comes before the last section
 
 
 def test_long_targets_get_more_top_up_rounds_while_the_rounds_pay():
@@ -435,7 +438,8 @@ def test_a_run_killed_in_a_top_up_section_resumes_there_without_replanning(tmp_p
     fake2.default = respond2
     res = write(app2, "Write about plants.", words=450, options=opts)
     assert res.resumed and fresh.count("Plan it as") == fresh.count("are already planned")  # the first plan is kept
-    assert [s.title for s in res.outline][:3] == ["Topic A plants", "Topic B plants", "Extra 1 plants"]
+    assert [s.title for s in res.outline][:3] == ["Topic A plants", "Extra 1 plants", "Extra 2 plants"]
+    assert res.outline[-1].title == "Topic B plants" and res.sections[-1].title == "Topic B plants"
     assert "Note 1000 " in res.sections[2].text and "Note 0 " in res.sections[0].text  # section 3 written after the resume
 
 
@@ -446,8 +450,10 @@ def test_top_up_is_capped_skips_user_outlines_and_survives_bad_plans():
     res = write(app, "Write about plants.", words=400, options=WriterOptions(sections=2, review=False, max_calls=1, top_up=1),
                 checkpoint=False)
     assert len(res.sections) == len(res.outline)
-    # one round, sized to what the model wrote per section (20 words -> 40-word sections): 360 short / 40 = 9
-    assert len(res.outline) == 2 + 9 and res.sections[2].budget == 40
+    # one round before the last section, sized to what the model writes per section (20 words -> 40-word
+    # sections): 400 - 20 written - 40 expected of the last section = 340 short, 9 sections of ~38
+    assert len(res.outline) == 2 + 9 and [s.budget for s in res.sections[1:10]] == [38] * 7 + [37] * 2
+    assert res.sections[-1].title == "Topic B plants" and res.sections[-1].budget == 400 - 10 * 20  # the words left
     user = write(app, "Write about plants.", words=400, outline=["Topic A plants", "Topic B plants"],
                  options=WriterOptions(review=False, max_calls=1), checkpoint=False)
     assert len(user.outline) == 2  # never adds to the user's outline
@@ -457,13 +463,13 @@ def test_top_up_is_capped_skips_user_outlines_and_survives_bad_plans():
     res2 = write(app2, "Write about plants.", words=400, options=WriterOptions(sections=2, review=False, max_calls=1),
                  checkpoint=False)
     assert sum(p.count("are already planned") for p in repeat.prompts) == 6  # 3 rounds, a retry each; the 3rd adds nothing
-    added = [(s.title, s.points) for s in res2.outline][2:]
-    # round 1: the plan's own points, each a section that covers it, then the sections that fell short, continued;
-    # round 2: the point sections, continued (never "continued (continued)"); round 3: nothing new, so no more rounds
-    assert added[:2] in ([("point 1", ["point 1"]), ("point 0", ["point 0"])], [("point 0", ["point 0"]), ("point 1", ["point 1"])])
-    assert sorted(t for t, _ in added[2:4]) == ["Topic A plants (continued)", "Topic B plants (continued)"]
-    assert sorted(t for t, _ in added[4:]) == ["point 0 (continued)", "point 1 (continued)"]
-    assert len(res2.sections) == 8 and all(s.budget > 0 for s in res2.sections) and sum(s.words for s in res2.sections) == 8 * 20
+    added = [(s.title, s.points) for s in res2.outline][1:-1]  # before the planned last section
+    # round 1: the points of the sections written so far, each a section that covers it, then the sections that
+    # fell short, continued; round 2: the point section, continued (never "continued (continued)"); round 3:
+    # nothing new, so no more rounds. The last section's own point is left to it.
+    assert added == [("point 0", ["point 0"]), ("Topic A plants (continued)", ["point 0"]), ("point 0 (continued)", ["point 0"])]
+    assert [s.title for s in res2.sections][-1] == "Topic B plants" and len(res2.sections) == 5
+    assert all(s.budget > 0 for s in res2.sections) and all(s.words == 20 for s in res2.sections[:4])
     broken = Model(words_per_call=20, plan_budgets=[100, 100])
     app3, fake3 = app_for(broken)
     fake3.default = lambda m: "{not json" if "are already planned" in m[-1].content else broken(m)
@@ -471,7 +477,8 @@ def test_top_up_is_capped_skips_user_outlines_and_survives_bad_plans():
     res3 = write(app3, "Write about plants.", words=400, emit=events.append,
                  options=WriterOptions(sections=2, review=False, max_calls=1), checkpoint=False)
     assert any(isinstance(e, Notice) and "planning more sections failed" in e.message for e in events)
-    assert [s.title for s in res3.sections][2:4] in (["point 0", "point 1"], ["point 1", "point 0"])  # the run goes on
+    assert [s.title for s in res3.sections] == ["Topic A plants", "point 0", "Topic A plants (continued)",
+                                                "point 0 (continued)", "Topic B plants"]  # the run goes on
 
 
 def test_a_looping_draft_is_stopped_while_it_is_generated():

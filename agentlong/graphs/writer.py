@@ -113,6 +113,7 @@ class WriterState(TypedDict, total=False):
     outline: list[dict]  # SectionPlan dumps: the live plan (budgets carried forward, top-up sections)
     plan: list[dict]  # the outline as first planned or given
     user_outline: bool  # the user gave the outline: no top-up sections
+    closing: int | None  # outline index of the planned last section while it is held back (top-ups go before it)
     top_ups: int  # top-up rounds so far
     stale: int  # top-up rounds that gained less than half of what they planned
     top_up_mark: dict  # at the last top-up: {"words": written so far, "planned": words that round planned}

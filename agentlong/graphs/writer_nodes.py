@@ -103,8 +103,10 @@ def plan(state: dict, runtime: Runtime[WriterContext]) -> dict:
     ctx.emit(Progress(task="words", done=0, total=state["target"], detail=outline.sections[0].title))
     sections = [s.model_dump() for s in outline.sections]
     live = [{**s, "planned": s["budget"]} for s in sections]  # "planned" anchors the carried budgets
+    user = bool(state.get("outline"))
+    closing = len(live) - 1 if not user and len(live) > 1 else None  # written last: top-up sections go before it
     return {"title": outline.title or state["instruction"][:80], "outline": live, "plan": sections,
-            "user_outline": bool(state.get("outline")), "top_ups": 0, "index": 0, "ratio": round(ratio, 4), **_fresh()}
+            "user_outline": user, "closing": closing, "top_ups": 0, "index": 0, "ratio": round(ratio, 4), **_fresh()}
 
 
 def _fresh() -> dict[str, Any]:
@@ -378,7 +380,10 @@ def commit(state: dict, runtime: Runtime[WriterContext]) -> dict:
     ctx.emit(Progress(task="words", done=done, total=state["target"], detail=sec.title))
     detail = f"{words}/{sec.budget} words, {state.get('calls', 0)} calls, {state.get('revisions', 0)} revisions"
     update: dict[str, Any] = {"sections": [record], "index": i + 1, **_fresh()}
-    if opts.rebalance and i + 1 < len(state["outline"]):
+    # top-up sections keep their size (what the model writes; the next round takes the rest), and only the
+    # held-back last section is rebalanced after them
+    carry = not state.get("top_ups") or i + 1 == state.get("closing")
+    if opts.rebalance and i + 1 < len(state["outline"]) and carry:
         outline = rebalanced(state["outline"], i + 1, state["target"] - done)
         if outline != state["outline"]:
             update["outline"] = outline
@@ -414,11 +419,25 @@ def rebalanced(outline: list[dict], start: int, left: int) -> list[dict]:
     return [*outline[:start], *({**s, "budget": b} for s, b in zip(outline[start:], budgets))]
 
 
-def shortfall(state: dict) -> int:
-    """Words the finished sections are short of the target, when worth a top-up (else 0): >= 50 words and
-    >= a third of the tolerance (5% at ±15%)."""
-    short = state["target"] - _done_words(state)
+def shortfall(state: dict, reserve: int = 0) -> int:
+    """Words the finished sections (plus ``reserve`` words still to come) are short of the target, when worth a
+    top-up (else 0): >= 50 words and >= a third of the tolerance (5% at ±15%)."""
+    short = state["target"] - _done_words(state) - reserve
     return short if short >= max(50, state["target"] * options_of(state).tolerance / 3) else 0
+
+
+def _before_closing(state: dict) -> bool:
+    """The next section is the planned last one (held back: top-up sections go before it)."""
+    return state.get("closing") is not None and state["closing"] == state["index"] < len(state["outline"])
+
+
+def _reserve(state: dict) -> int:
+    """Words expected of the planned last section when it is still to come: its plan, at most what this model
+    writes per section."""
+    if not _before_closing(state):
+        return 0
+    sec = state["outline"][state["closing"]]
+    return min(sec.get("planned") or sec["budget"], _section_size(state, options_of(state)))
 
 
 def _length_status(state: dict, words: int, lo: int, hi: int) -> str:
@@ -437,10 +456,13 @@ def _first_last(text: str) -> str:
 
 
 def after_commit(state: dict) -> str:
-    """Next section; at the end, a top-up when a model-planned text ran short (capped rounds), else assemble."""
+    """Next section, or a top-up when a model-planned text runs short (capped rounds): before its planned last
+    section (a conclusion stays last), else at the end; then assemble."""
+    wants = not state.get("user_outline") and state.get("top_ups", 0) < top_up_rounds(options_of(state), state["target"])
+    if _before_closing(state) and wants and shortfall(state, _reserve(state)):
+        return "top_up"
     if state["index"] < len(state["outline"]):
         return "draft"
-    wants = not state.get("user_outline") and state.get("top_ups", 0) < top_up_rounds(options_of(state), state["target"])
     return "top_up" if wants and shortfall(state) else "assemble"
 
 
@@ -457,10 +479,11 @@ def top_up_rounds(opts: WriterOptions, target: int) -> int:
 
 
 def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
-    """The text ended short: the model plans more sections (after the others) whose budgets sum to the shortfall."""
+    """The text runs short: the model plans more sections, each sized to what it writes per section (up to the
+    shortfall), placed before the planned last section when that is still to come, else after the others."""
     ctx, opts = runtime.context, options_of(state)
     _announce_resume(state, ctx)
-    short, stale, mark = shortfall(state), state.get("stale", 0), state.get("top_up_mark")
+    short, stale, mark = shortfall(state, _reserve(state)), state.get("stale", 0), state.get("top_up_mark")
     if mark:  # the last round gained less than half of what its sections should hold (at what the model writes per
         # section; their budgets share the whole shortfall, so a long text's are larger): it did not pay
         stale += _done_words(state) - mark["words"] < mark["planned"] / 2
@@ -469,11 +492,12 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
                                 f"that gained less than half of what they planned", level="warning"))
         return {"top_ups": top_up_rounds(opts, state["target"]), "stale": stale}
     titles = [s["title"] for s in state["outline"]]
+    at = state["index"] if _before_closing(state) else len(titles)  # where the new sections go
     k = max(1, min(PLAN_BATCH, math.ceil(short / _section_size(state, opts))))
     more: list[SectionPlan] = []
     for ask in (k, k + 2):  # a second try asks for more: a small model often re-proposes earlier sections
         try:
-            more = plan_more(ctx.llm, state["instruction"], state["target"], titles, short, ask)[:k]
+            more = plan_more(ctx.llm, state["instruction"], state["target"], titles[:at], short, ask, later=titles[at:])[:k]
         except ParseError as exc:
             ctx.emit(Notice(message=f"the text is {short:,} words short; planning more sections failed ({exc})", level="warning"))
             break
@@ -483,12 +507,18 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
         more = _from_points(state, short, k)
     if not more:
         return {"top_ups": top_up_rounds(opts, state["target"])}  # nothing usable: no further rounds
+    planned = min(short, len(more) * _section_size(state, opts))  # a budget the model can fill; later rounds take the rest
+    more = [s.model_copy(update={"budget": b}) for s, b in zip(more, rescale([max(s.budget, 1) for s in more], planned))]
     ctx.emit(StepDone(step="top-up", detail=f"{short:,} words short of {state['target']:,}: "
                       + ", ".join(f"{s.title} ({s.budget} words)" for s in more)))
     added = [{**s.model_dump(), "planned": s.budget} for s in more]
-    return {"outline": [*state["outline"], *added], "top_ups": state.get("top_ups", 0) + 1, "stale": stale,
-            "top_up_mark": {"words": _done_words(state), "planned": min(short, len(more) * _section_size(state, opts))},
-            **_fresh()}
+    outline = state["outline"]
+    rest = [{**s, "budget": s.get("planned") or s["budget"]} for s in outline[at:]]  # the held-back last section: its plan
+    update = {"outline": [*outline[:at], *added, *rest], "top_ups": state.get("top_ups", 0) + 1, "stale": stale,
+              "top_up_mark": {"words": _done_words(state), "planned": planned}, **_fresh()}
+    if rest:
+        update["closing"] = at + len(added)
+    return update
 
 
 def _section_size(state: dict, opts: WriterOptions) -> int:

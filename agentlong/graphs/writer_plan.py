@@ -336,11 +336,13 @@ def _plan_in_parts(llm: "LLM", instruction: str, target: int, n: int) -> Outline
     return _outline(instruction, title, items, budgets, target)
 
 
-def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], words: int, k: int) -> list[SectionPlan]:
+def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], words: int, k: int,
+              later: list[str] | None = None) -> list[SectionPlan]:
     """``k`` more sections after ``titles`` whose budgets sum to ``words``: the top-up of a text that ran short.
 
-    Titles that repeat an earlier one are dropped (so the result may be shorter, or empty); a reply
-    that is not valid JSON twice raises ParseError.
+    ``later``: planned sections the new ones go before (the held-back last section); the model is not shown
+    them, but a title that repeats one is dropped too. Titles that repeat an earlier one are dropped (so the
+    result may be shorter, or empty); a reply that is not valid JSON twice raises ParseError.
     """
     k = max(1, min(k, PLAN_BATCH, words // MIN_SECTION_WORDS))
     ask = min(k + 1, PLAN_BATCH)  # one spare: a small model often re-proposes an earlier section first
@@ -348,7 +350,7 @@ def plan_more(llm: "LLM", instruction: str, target: int, titles: list[str], word
                      start=len(titles) + 1, count=ask, words_each=round(words / k), previous=titles[-30:], part="")
     plan = llm.call_json("writer_plan", _plan_model(ask), max_tokens=80 + ask * _ITEM_TOKENS, **variables)
     scaffold = _scaffold(llm, variables)
-    got = _new_items(plan.sections, scaffold, titles)[:k]  # type: ignore[attr-defined]
+    got = _new_items(plan.sections, scaffold, [*titles, *(later or [])])[:k]  # type: ignore[attr-defined]
     budgets = rescale([it.words for it in got], words)
     return [SectionPlan(title=it.title.strip(), points=[p.strip() for p in it.points if p.strip()], budget=b)
             for it, b in zip(got, budgets)]
