@@ -53,7 +53,7 @@ class WriterOptions(BaseModel):
     review: bool = Field(True, description="run a reviewer call on every section")
     max_revisions: int = Field(1, ge=0, le=5, description="rewrites of a section the reviewer failed")
     rebalance: bool = Field(True, description="carry each finished section's shortfall or surplus into the budgets of the sections left")
-    top_up: int = Field(4, ge=0, le=10, description="rounds of extra sections (up to 10 a round, sized to what the model writes per section) when the whole text ends short of the target (model-planned outlines only); as many again per further 5,000 words of target, while rounds gain at least half of what they plan")
+    top_up: int = Field(4, ge=0, le=10, description="rounds of extra sections (up to 10 a round, sized to what the model writes per section, placed before the planned last section) when the text runs short of the target (model-planned outlines only); as many again per further 5,000 words of target, while rounds gain at least half of what they plan")
     continuity: bool = Field(False, description="final pass that smooths the first paragraph of each section into the one before")
     earlier_passages: int = Field(2, ge=0, le=10, description="passages of earlier sections retrieved (BM25) for each section")
     source_passages: int = Field(4, ge=0, le=20, description="source passages retrieved for each section when sources are given")
