@@ -481,6 +481,22 @@ def test_top_up_is_capped_skips_user_outlines_and_survives_bad_plans():
                                                 "point 0 (continued)", "Topic B plants"]  # the run goes on
 
 
+def test_headings_drop_list_numbers_and_section_openers_of_model_titles_but_not_of_the_users():
+    model, respond = _topping_model(words_per_call=60, extra_titles=["3. Roots and water plants",
+                                                                     "This section discusses watering plants"] * 20)
+    app, fake = app_for(model)
+    fake.default = respond
+    res = write(app, "Write about plants.", words=450,
+                options=WriterOptions(sections=2, review=False, max_calls=1, section_words=100, top_up=1), checkpoint=False)
+    heads = re.findall(r"^## (.*)$", res.text, re.MULTILINE)
+    assert heads[:3] == ["Topic A plants", "Roots and water plants", "Watering plants"] and heads[-1] == "Topic B plants"
+    assert [s.title for s in res.sections][:3] == heads[:3]
+    assert [s.title for s in res.outline][1:3] == ["3. Roots and water plants", "This section discusses watering plants"]
+    user = write(app, "Write about plants.", words=300, outline=["1. Soil for plants", "2. Light for plants"],
+                 options=WriterOptions(review=False, max_calls=1), checkpoint=False)
+    assert re.findall(r"^## (.*)$", user.text, re.MULTILINE) == ["1. Soil for plants", "2. Light for plants"]
+
+
 def test_a_looping_draft_is_stopped_while_it_is_generated():
     app, fake = app_for(Model())
     loop = "Roses want sun for six hours a day. " + "The same sentence about plants again and again. " * 300

@@ -23,7 +23,8 @@ from .common import RunContext
 from .writer_plan import (MIN_SECTION_WORDS, PLAN_BATCH, TOP_UP_SPAN, Outline, SectionPlan, WriterOptions, plan_more, plan_outline, rescale,
                           point_title, same_title, usable_title)
 from .writer_sources import Sources, attribute, citation_for
-from .writer_text import BM25, RepeatWatch, clean_section, complete_sentences, dedupe, join_draft, passages, tail, tidy, trim_to
+from .writer_text import (BM25, RepeatWatch, clean_section, complete_sentences, dedupe, heading, join_draft, passages, tail, tidy,
+                          trim_to)
 
 __all__ = ["WriterContext", "plan", "draft", "review", "revise", "commit", "top_up", "assemble", "Review", "options_of",
            "rebalanced", "shortfall", "after_top_up"]
@@ -267,8 +268,14 @@ def _announce_resume(state: dict, ctx: WriterContext) -> None:
     done = state.get("sections", [])
     ctx.emit(Notice(message=f"resuming: {len(done)} of {len(state['outline'])} sections restored from the checkpoint"))
     for s in done:
-        ctx.emit(TextDelta(text=f"## {s['title']}\n\n{s['text']}\n\n"))
+        ctx.emit(TextDelta(text=f"## {_shown(state, s['title'])}\n\n{s['text']}\n\n"))
     ctx.emit(Progress(task="words", done=_done_words(state), total=state["target"]))
+
+
+def _shown(state: dict, title: str) -> str:
+    """A section's heading in the text: a model-planned title without list numbers or a "This section
+    discusses" opener (``heading``); a title from the user's outline as given."""
+    return title if state.get("user_outline") else heading(title)
 
 
 def after_draft(state: dict) -> str:
@@ -371,7 +378,7 @@ def commit(state: dict, runtime: Runtime[WriterContext]) -> dict:
               "attempts": state.get("attempts", []),
               "verdicts": state.get("verdicts", []), "revisions": state.get("revisions", 0),
               "summary": state.get("summary") or _first_last(text), "citations": cited}
-    ctx.emit(TextDelta(text=f"## {sec.title}\n\n{text}\n\n"))
+    ctx.emit(TextDelta(text=f"## {_shown(state, sec.title)}\n\n{text}\n\n"))
     earlier = {n for s in state.get("sections", []) for n in s["citations"]}
     for c in state.get("cites", []):
         if c["n"] in cited and c["n"] not in earlier:
@@ -562,6 +569,7 @@ def assemble(state: dict, runtime: Runtime[WriterContext]) -> dict:
     sections = sorted({s["index"]: s for s in state.get("sections", [])}.values(), key=lambda s: s["index"])
     if options_of(state).continuity:
         sections = _continuity(state, ctx, sections)
+    sections = [{**s, "title": _shown(state, s["title"])} for s in sections]
     parts = [f"# {state['title']}"] + [f"## {s['title']}\n\n{s['text']}" for s in sections]
     cited = sorted({n for s in sections for n in s["citations"]})
     if cited:

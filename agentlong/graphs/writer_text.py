@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from ..wordcount import count_words
 
-__all__ = ["trim_to", "dedupe", "RepeatWatch", "clean_section", "tidy", "tail", "passages", "join_draft", "complete_sentences", "BM25"]
+__all__ = ["heading", "trim_to", "dedupe", "RepeatWatch", "clean_section", "tidy", "tail", "passages", "join_draft", "complete_sentences", "BM25"]
 
 _UNIT = re.compile(r"[\u4e00-\u9fff]|\b[a-zA-Z]+\b")
 _SEGMENT = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+[\"”’')\]]*|(?=\n)|$)")
@@ -276,6 +276,35 @@ def _title_line(line: str, names: set[str]) -> bool:
     bare = line.strip()
     structural = bare.startswith("#") or (bare.startswith("**") and bare.rstrip(":").endswith("**")) or len(bare.split()) <= 8
     return structural and _norm(re.sub(r"^[#*\s\d.)]+", "", bare)) in names
+
+
+_LIST_LABEL = re.compile(r"^\s*(?:(?:step|section|part|chapter)\s+\w+\s*[:.)\-–—]|\d{1,2}(?:\.\d{1,2})*\s*[:.)\-–—])\s*", re.IGNORECASE)
+_META_OPENER = re.compile(r"^\s*(?:in\s+)?this\s+(?:section|part|chapter)\s+(?:will\s+)?(?:discuss|explain|introduce|describe|cover|"
+                          r"outline|explore|examine|present|look\s+at|focus\s+on)(?:e?s)?\s+(?:the\s+topic\s+of\s+)?", re.IGNORECASE)
+_CUT_END = re.compile(r"\s+(?:a|an|the|and|or|of|for|to|in|on|at|with|by|that|which|as|from)$", re.IGNORECASE)
+
+
+def heading(title: str) -> str:
+    """A section's title as the text shows it: without a list number or "Section 3:" label, without a
+    "This section discusses ..." opener, and, when it was cut long, without the dangling word at the cut.
+    Only the heading changes: the model wrote the section against the title as planned.
+
+    >>> heading("1. Identify the problem")
+    'Identify the problem'
+    >>> heading("This section discusses the amount of money that can be used in starting an")
+    'The amount of money that can be used in starting'
+    >>> heading("Section 2: Tools of the trade (continued)")
+    'Tools of the trade (continued)'
+    >>> [heading(t) for t in ("1984", "2001: A Space Odyssey", "What to Look For", "3.")]  # kept as they are
+    ['1984', '2001: A Space Odyssey', 'What to Look For', '3.']
+    """
+    base, more = (title[: -len(" (continued)")], " (continued)") if title.endswith(" (continued)") else (title, "")
+    new = _META_OPENER.sub("", _LIST_LABEL.sub("", base, count=1), count=1).strip().rstrip(",;:-–—").rstrip()
+    while len(base) >= 60 and _CUT_END.search(new):  # a long one was cut (at 80 characters by point_title): "... starting an"
+        new = _CUT_END.sub("", new).rstrip(",;:-–—").rstrip()
+    if new == base or not re.search(r"[^\W\d_]{2}", new):
+        return title
+    return new[0].upper() + new[1:] + more  # "the amount of ..." after "This section discusses"
 
 
 def join_draft(draft: str, more: str) -> str:
