@@ -364,7 +364,7 @@ def _title_words(title: str) -> frozenset[str]:
 
 
 def _plain_words(text: str) -> frozenset[str]:
-    return frozenset(w for w in re.findall(r"[^\W\d]+", text.casefold()) if len(w) > 2)
+    return frozenset(w for w in re.findall(r"[^\W\d_]+", text.casefold()) if len(w) > 2)  # document_title: 2 words
 
 
 def _scaffold(llm: "LLM", variables: dict[str, Any]) -> list[frozenset[str]]:
@@ -442,8 +442,8 @@ def echoes(title: str, scaffold: list[frozenset[str]]) -> bool:
     are on one line of the prompt.
 
     >>> lines = [_plain_words("Sections 1 to 8 are already planned:"), _plain_words('Give "document_title": the title')]
-    >>> [echoes(t, lines) for t in ("Sections 9 to 18", "document_title", "Planting the Garden", "A")]
-    [True, True, False, False]
+    >>> [echoes(t, lines) for t in ("Sections 9 to 18", "document_title", "Document Title", "Planting the Garden", "A")]
+    [True, True, True, False, False]
     """
     return on_one_line(_plain_words(title), scaffold)
 
