@@ -423,6 +423,27 @@ def test_long_targets_get_more_top_up_rounds_while_the_rounds_pay():
     assert len(stalling) == 1 and len(notices) == 1 and "after 1 rounds" in notices[0].message
 
 
+def test_top_up_sections_keep_the_size_the_plan_showed_and_do_not_spiral_down():
+    """A model writes ~80% of what a section asks for. Sizing each top-up round by the median of *all* sections
+    asked for less every round (at 20,000 words it fell from 157 to 105 words a section); the size is fixed
+    at the first top-up, from the sections of the plan."""
+    model, respond = _topping_model(words_per_call=60)
+    app, fake = app_for(model)
+
+    def scripted(messages):
+        prompt = messages[-1].content
+        asked = re.search(r"Write about (\d+) words of flowing prose", prompt)
+        if asked and "are already planned" not in prompt:
+            return " ".join(sentence(next(model.counter)) for _ in range(max(1, int(asked.group(1)) * 8 // 100)))
+        return respond(messages)
+    fake.default = scripted
+    res = write(app, "Write about plants.", words=3000, checkpoint=False,
+                options=WriterOptions(sections=2, review=False, max_calls=1, section_words=100, top_up=4))
+    sizes = [s.budget for s in res.outline[1:-1]]  # the top-up sections, before the planned last one
+    assert len(sizes) > 10 and sizes.count(100) >= len(sizes) - 2 and min(sizes) >= 90  # the last round: what is left
+    assert all(s.words == 80 for s in res.sections[1:-3])  # (without the fix: 80, then 60-word sections)
+
+
 def test_a_run_killed_in_a_top_up_section_resumes_there_without_replanning(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENTLONG_HOME", str(tmp_path))
     opts = WriterOptions(sections=2, review=False, max_calls=1, section_words=100)

@@ -117,6 +117,7 @@ class WriterState(TypedDict, total=False):
     top_ups: int  # top-up rounds so far
     stale: int  # top-up rounds that gained less than half of what they planned
     top_up_mark: dict  # at the last top-up: {"words": written so far, "planned": words that round planned}
+    top_up_size: int  # words a top-up section is planned for, fixed at the first top-up
     ratio: float  # tokens per word, measured with the model's tokenizer
     index: int  # the section being written
     draft: str

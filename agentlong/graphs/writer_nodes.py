@@ -522,15 +522,21 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
     outline = state["outline"]
     rest = [{**s, "budget": s.get("planned") or s["budget"]} for s in outline[at:]]  # the held-back last section: its plan
     update = {"outline": [*outline[:at], *added, *rest], "top_ups": state.get("top_ups", 0) + 1, "stale": stale,
-              "top_up_mark": {"words": _done_words(state), "planned": planned}, **_fresh()}
+              "top_up_mark": {"words": _done_words(state), "planned": planned},
+              "top_up_size": _section_size(state, opts), **_fresh()}
     if rest:
         update["closing"] = at + len(added)
     return update
 
 
 def _section_size(state: dict, opts: WriterOptions) -> int:
-    """Words a top-up section is planned for: what this model has been writing per section (the median), at
-    most ``section_words`` — a model that stalls at 150 words a section gets more, smaller sections."""
+    """Words a top-up section is planned for: what this model wrote per section of the plan (the median), at
+    most ``section_words`` — a model that stalls at 150 words a section gets more, smaller sections.
+
+    Fixed at the first top-up: measured on top-up sections too, it would spiral down (a model asked for
+    157 words writes ~130, so the next round asks for 130 ...; at 20,000 words it fell to 105)."""
+    if state.get("top_up_size"):
+        return state["top_up_size"]
     words = sorted(s["words"] for s in state.get("sections", []))
     median = words[len(words) // 2] if words else opts.section_words
     return max(2 * MIN_SECTION_WORDS, min(opts.section_words, median))
