@@ -500,7 +500,8 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
         return {"top_ups": top_up_rounds(opts, state["target"]), "stale": stale}
     titles = [s["title"] for s in state["outline"]]
     at = state["index"] if _before_closing(state) else len(titles)  # where the new sections go
-    k = max(1, min(PLAN_BATCH, math.ceil(short / _section_size(state, opts))))
+    size = _section_size(state, opts)  # fixed from here on (top_up_size)
+    k = max(1, min(PLAN_BATCH, math.ceil(short / size)))
     more: list[SectionPlan] = []
     for ask in (k, k + 2):  # a second try asks for more: a small model often re-proposes earlier sections
         try:
@@ -514,7 +515,7 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
         more = _from_points(state, short, k)
     if not more:
         return {"top_ups": top_up_rounds(opts, state["target"])}  # nothing usable: no further rounds
-    planned = min(short, len(more) * _section_size(state, opts))  # a budget the model can fill; later rounds take the rest
+    planned = min(short, len(more) * size)  # a budget the model can fill; later rounds take the rest
     more = [s.model_copy(update={"budget": b}) for s, b in zip(more, rescale([max(s.budget, 1) for s in more], planned))]
     ctx.emit(StepDone(step="top-up", detail=f"{short:,} words short of {state['target']:,}: "
                       + ", ".join(f"{s.title} ({s.budget} words)" for s in more)))
@@ -523,7 +524,7 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
     rest = [{**s, "budget": s.get("planned") or s["budget"]} for s in outline[at:]]  # the held-back last section: its plan
     update = {"outline": [*outline[:at], *added, *rest], "top_ups": state.get("top_ups", 0) + 1, "stale": stale,
               "top_up_mark": {"words": _done_words(state), "planned": planned},
-              "top_up_size": _section_size(state, opts), **_fresh()}
+              "top_up_size": size, **_fresh()}
     if rest:
         update["closing"] = at + len(added)
     return update
