@@ -16,11 +16,13 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["count_words", "length_score", "within", "bounds", "has_cjk", "TOLERANCE"]
+__all__ = ["count_words", "length_score", "within", "bounds", "has_cjk", "trim_to", "TOLERANCE"]
 
 TOLERANCE = 0.15  # a section within ±15% of its budget is on target
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _WORD = re.compile(r"\b[a-zA-Z]+\b")
+_UNIT = re.compile(r"[\u4e00-\u9fff]|\b[a-zA-Z]+\b")
+_SENT_END = re.compile(r"[.!?。！？][\"”’')\]]*(?=\s|$)")
 
 
 def count_words(text: str) -> int:
@@ -57,3 +59,18 @@ def within(words: int, budget: int, tolerance: float = TOLERANCE) -> bool:
 def has_cjk(text: str) -> bool:
     """True when ``text`` has CJK characters (the unit is then characters, not words)."""
     return _CJK.search(text) is not None
+
+
+def trim_to(text: str, max_words: int, min_words: int = 0) -> str:
+    """Longest prefix within ``max_words``, cut at a paragraph end, else a sentence end, else a word."""
+    if count_words(text) <= max_words:
+        return text
+    cuts = [m.start() for m in re.finditer(r"\n\s*\n", text)]
+    para = max((c for c in cuts if count_words(text[:c]) <= max_words), default=0)
+    if para and count_words(text[:para]) >= min_words:
+        return text[:para].rstrip()
+    sent = max((m.end() for m in _SENT_END.finditer(text) if count_words(text[: m.end()]) <= max_words), default=0)
+    if sent:
+        return text[:sent].rstrip()
+    units = list(_UNIT.finditer(text))
+    return text[: units[max_words - 1].end()].rstrip() + "." if max_words > 0 and units else ""

@@ -1,8 +1,9 @@
-"""Full-context strategy: when the documents fit the model's window, read them in one call.
+"""Full context: when the documents fit the model's window, read them in one selection call.
 
-Questions: one schema-constrained call returns supporting quotes and the answer; quotes are
-verified against the documents (``verify.locate``) and the answer cites only those that verify.
-Summaries: one streamed call (``TextDelta`` events), no citations.
+Questions: every sentence (or code line) is shown numbered; the model selects the ids that answer
+and scores the text; a brief answer is written from the selected units, which are its citations.
+Aggregation questions count the labelled units in code. Summaries: every unit numbered, a summary
+of the asked length that cites the units its sentences rest on.
 
 >>> from agentlong.backends.fake import FakeBackend
 >>> from agentlong.documents import load_text
@@ -10,8 +11,8 @@ Summaries: one streamed call (``TextDelta`` events), no citations.
 >>> from agentlong.llm import LLM
 >>> from agentlong.settings import Settings
 >>> doc = load_text("Ada moved to Turin in 1843. She kept bees.", source="ada.txt")
->>> fake = FakeBackend(mode="keyed", responses={"Question": {
-...     "quotes": ["Ada moved to Turin in 1843."], "found": True, "answer": "In 1843 [1]."}})
+>>> fake = FakeBackend(mode="keyed", responses={"Answer the question": "In 1843 [1].",
+...                                             "Ada": {"answer": "1843"}})
 >>> settings = Settings(model="fake")
 >>> ctx = RunContext(llm=LLM(fake, settings), settings=settings)
 >>> fits(ctx, [doc], "When did Ada move?").fits
@@ -23,29 +24,22 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, Field
-
-from ..errors import InputError
-from ..events import CitationFound, Notice, StepDone, TextDelta
+from ..errors import ContextWindowExceeded, InputError
+from ..events import CitationFound, Notice, StepDone
+from ..evidence.budget import rendered_tokens, select_fixed, summary_tokens
+from ..evidence.units import Unit, units_of
+from ..llm import metered
 from ..packing import SAFETY, truncate_to_tokens
-from ..prompts import render
-from ..types import Answer, Document, Evidence, TraceStep
+from ..types import Answer, Chunk, Document, TraceStep
+from ..verify import line_of
 from .common import RunContext
-from .evidence import NOT_FOUND, add_unique, number_citations, says_not_found, verify_in
+from .fold import mode_for, picked_answer, read_rows
 
-__all__ = ["Fit", "fits", "run", "summary_tokens"]
+__all__ = ["Fit", "fits", "run", "summary_tokens", "whole_chunks", "truncate"]
 
-MAX_QUOTES = 5
 CHARS_PER_TOKEN_MAX = 8  # no tokenizer packs more characters than this into a token of prose
-
-
-class FullAnswer(BaseModel):
-    # field order is generation order: quotes, then the answer built on them, then the verdict
-    quotes: list[str] = Field(default_factory=list, max_length=MAX_QUOTES)
-    answer: str
-    found: bool
 
 
 class Fit(NamedTuple):
@@ -55,59 +49,43 @@ class Fit(NamedTuple):
     text_budget: int  # tokens available for document text
 
 
-def summary_tokens(words: int) -> int:
-    """Output tokens to allow for a summary of ``words`` words (English ≈ 1.4 tokens/word, +15%)."""
-    return int(words * 1.6) + 32
+def whole_chunks(documents: list[Document]) -> list[Chunk]:
+    """One chunk per non-empty document."""
+    return [Chunk(doc_id=d.id, source=d.source, index=0, text=d.text, char_start=0, char_end=len(d.text),
+                  line_start=1, line_end=line_of(d.text, max(0, len(d.text) - 1)))
+            for d in documents if d.text.strip()]
 
 
-def _shown(documents: list[Document]) -> list[dict[str, str]]:
-    return [{"source": d.source, "text": ""} for d in documents]
-
-
-def _reserve(ctx: RunContext, task: str, words: int | None) -> int:
+def _fixed(ctx: RunContext, question: str, task: str, words: int | None) -> int:
+    llm = ctx.llm
     if task == "summary":
-        return summary_tokens(words or 300)
-    return max(64, min(ctx.settings.chunking.output_reserve, ctx.llm.window // 4))
+        fixed = llm.fixed_tokens("summary_units", evidence=[], words=words or 300, focus="")
+        return fixed + summary_tokens(words or 300)
+    return select_fixed(llm, question, mode_for(question, "qa"))
 
 
 def fits(ctx: RunContext, documents: list[Document], question: str = "", *,
          task: Literal["qa", "summary"] = "qa", words: int | None = None) -> Fit:
-    """Whether the documents, the instructions and the answer fit the model's window in one call."""
+    """The one "fits in one call" rule: the documents as numbered units, the instructions and the
+    reply within the model's window."""
     llm = ctx.llm
-    prompt, extra = _prompt(task)
-    fixed = _fixed_tokens(ctx, prompt, documents=_shown(documents), **_vars(task, question, words), **extra)
-    reserve = _reserve(ctx, task, words)
-    budget = int(llm.window * SAFETY) - fixed - reserve
+    fixed = _fixed(ctx, question, task, words)
+    budget = int(llm.window * SAFETY) - fixed
     chars = sum(len(d.text) for d in documents)
     if chars > CHARS_PER_TOKEN_MAX * max(llm.window, 1):  # clearly too big: do not tokenize a whole book
-        return Fit(False, fixed + reserve + chars // CHARS_PER_TOKEN_MAX, llm.window, budget)
-    text_tokens = sum(llm.tokens(d.text) for d in documents)
-    return Fit(text_tokens <= budget, fixed + reserve + text_tokens, llm.window, budget)
-
-
-def _fixed_tokens(ctx: RunContext, prompt: str, **variables: Any) -> int:
-    """Like ``LLM.fixed_tokens`` but without listing the prompt as used: measuring is not calling."""
-    texts = [render("system", ctx.settings.prompts_dir), render(prompt, ctx.settings.prompts_dir, **variables)]
-    return sum(ctx.llm.tokens(t) + 8 for t in texts)
-
-
-def _prompt(task: str) -> tuple[str, dict[str, Any]]:
-    return ("full_summary", {}) if task == "summary" else ("full_answer", {"max_quotes": MAX_QUOTES})
-
-
-def _vars(task: str, question: str, words: int | None) -> dict[str, Any]:
-    return {"words": words or 300} if task == "summary" else {"question": question}
+        return Fit(False, fixed + chars // CHARS_PER_TOKEN_MAX, llm.window, budget)
+    text_tokens = rendered_tokens(llm, units_of(whole_chunks(documents)))
+    return Fit(text_tokens <= budget, fixed + text_tokens, llm.window, budget)
 
 
 def truncate(ctx: RunContext, documents: list[Document], budget: int) -> list[Document]:
     """The longest prefix of the documents (whole documents, then a cut one) within ``budget`` tokens."""
     kept: list[Document] = []
-    left = budget
+    left = int(budget / 1.15)  # numbering adds a few tokens a unit
     for doc in documents:
         if left < 32:
             break
-        text = doc.text[: CHARS_PER_TOKEN_MAX * max(left, 1)]
-        text = truncate_to_tokens(text, left, ctx.llm.tokens)
+        text = truncate_to_tokens(doc.text[: CHARS_PER_TOKEN_MAX * max(left, 1)], left, ctx.llm.tokens)
         kept.append(doc if text == doc.text else doc.model_copy(update={"text": text}))
         left -= ctx.llm.tokens(text) + 16
     return kept
@@ -128,8 +106,6 @@ def run(ctx: RunContext, documents: list[Document], question: str = "", *, task:
     notes: list[str] = []
     if not check.fits:
         if not truncate_to_fit:
-            from ..errors import ContextWindowExceeded
-
             raise ContextWindowExceeded(
                 f"the documents need about {check.needed:,} tokens; the model's window is {check.window:,}",
                 hint="use --strategy auto, rtr, coa or mapreduce for long inputs")
@@ -138,54 +114,29 @@ def run(ctx: RunContext, documents: list[Document], question: str = "", *, task:
             raise InputError("the window leaves no room for document text", hint="use a model with a larger context")
         notes.append(f"truncated to the first {sum(ctx.llm.tokens(d.text) for d in documents):,} tokens")
         ctx.emit(Notice(level="warning", message=f"full context: input {notes[-1]} (it does not fit the window)"))
+    units = units_of(whole_chunks(documents))
     if task == "summary":
-        return _summary(ctx, documents, words or 300, notes)
-    return _qa(ctx, documents, question.strip(), notes)
+        words = words or 300
+        return _finish(ctx, f"Summarize in about {words} words.", "summary", units, words, notes, [])
+    question = question.strip()
+    mode = mode_for(question, "qa")
+    rows, step = read_rows(ctx, "read", question, units, mode, [], score=0.0)
+    steps = [step]
+    return _finish(ctx, question, mode, units, 0, notes, rows, steps)
 
 
-def _summary(ctx: RunContext, documents: list[Document], words: int, notes: list[str]) -> Answer:
-    llm = ctx.llm
-    messages = llm.messages("full_summary", documents=documents, words=words)
-    stream = llm.stream(messages, step="full_summary", max_tokens=summary_tokens(words))
-    for delta in stream:
-        ctx.emit(TextDelta(text=delta))
-    text = (stream.completion.text if stream.completion else "").strip()
-    ctx.emit(StepDone(step="full_summary", detail=f"{len(text.split())} words"))
-    return Answer(question=f"Summarize in about {words} words.", text=text, strategy="full",
-                  usage=llm.usage, trace=list(llm.trace) + [TraceStep(step="full", detail="; ".join(notes))])
-
-
-def _qa(ctx: RunContext, documents: list[Document], question: str, notes: list[str]) -> Answer:
-    llm = ctx.llm
-    out = llm.call_json("full_answer", FullAnswer, max_tokens=_reserve(ctx, "qa", None), documents=documents,
-                        question=question, max_quotes=MAX_QUOTES)
-    evidence, refs = verify_quotes(out.quotes, documents)
-    dropped = len(out.quotes) - len(refs)
-    if dropped:
-        ctx.emit(Notice(level="info", message=f"dropped {dropped} quote(s) not found verbatim in the source"))
-    notes.append(f"{len(out.quotes)} quotes proposed, {dropped} dropped, {len(evidence)} verified")
-    trace = list(llm.trace)
-    if not out.found or says_not_found(out.answer):
-        return Answer(question=question, text=NOT_FOUND, strategy="full", found=False, evidence=evidence,
-                      usage=llm.usage, trace=trace + [TraceStep(step="full", detail="; ".join(notes))])
-    text, citations = number_citations(out.answer, evidence, refs=refs, cite_all_if_none=True)
-    if not citations:
-        notes.append("no quote verified: the answer cites nothing")
-        ctx.emit(Notice(level="warning", message="full context: no supporting quote verified; answer has no citations"))
-    for citation in citations:
+def _finish(ctx: RunContext, question: str, mode: str, units: list[Unit], words: int, notes: list[str],
+            rows: list[dict], steps: list[TraceStep] | None = None) -> Answer:
+    if mode == "summary":
+        rows = [{"unit": u.model_dump(), "label": "", "score": 5} for u in units]
+    with metered() as meter:
+        result = picked_answer(ctx.llm, question, mode, rows, words)  # type: ignore[arg-type]
+    for citation in result.citations:
         ctx.emit(CitationFound(citation=citation))
-    return Answer(question=question, text=text, strategy="full", citations=citations, evidence=evidence,
-                  usage=llm.usage, trace=trace + [TraceStep(step="full", detail="; ".join(notes))])
-
-
-def verify_quotes(quotes: list[str], documents: list[Document]) -> tuple[list[Evidence], dict[int, int]]:
-    """Verified evidence for the model's quotes and the map quote number (1-based) → evidence index."""
-    evidence: list[Evidence] = []
-    refs: dict[int, int] = {}
-    for n, quote in enumerate(quotes, start=1):
-        for doc in documents:
-            ev = verify_in(quote, doc.text, doc_id=doc.id, source=doc.source)
-            if ev is not None:
-                refs[n] = add_unique(evidence, ev)[0]
-                break
-    return evidence, refs
+    detail = "; ".join([*notes, result.detail])
+    ctx.emit(StepDone(step="answer", detail=detail, usage=meter.usage))
+    evidence = [Unit(**r["unit"]).evidence() for r in rows] if mode != "summary" else \
+        [c.evidence for c in result.citations]
+    return Answer(question=question, text=result.text, strategy="full", found=result.found,
+                  citations=result.citations, evidence=evidence, usage=ctx.llm.usage,
+                  trace=[*(steps or []), TraceStep(step="answer", detail=detail, usage=meter.usage)])

@@ -1,25 +1,27 @@
 """The strategy router behind ``Agentlong.ask`` / ``summarize`` and ``agentlong ask|summarize``.
 
-``strategy="auto"`` (the default) picks, with cheap rules first:
+``strategy="auto"`` (the default) starts with the cheapest strategy that can work and escalates
+when a step finds nothing:
 
-- ``full``: the whole input fits the model's window → one call (quotes verified for citations);
-- ``mapreduce``: it does not fit and the question aggregates over the whole text ("how many",
-  "every time", "list all") → every chunk is read in parallel and the findings are reduced;
-- ``coa``: it does not fit and the question needs the whole text read in order (summaries,
-  themes, how something changes) → chain-of-agents;
-- ``rtr``: otherwise, a question about specific facts → retrieve-then-reason with verified evidence.
+- the input fits the model's window → ``full`` (one selection call over every numbered unit);
+- a count or list over the whole text ("how many times", "in how many towns", "list every place")
+  → ``mapreduce``: every chunk is read, the occurrences are labelled and counted in code;
+- a question about the whole text (summaries, themes, how something changes) → ``coa``;
+- otherwise a fact question ("how many rooms did the inn have" included) → ``rtr``, retrieval with
+  up to three hops.
+- ``full`` or ``rtr`` finding nothing escalates to a full read in order (``coa``), which carries
+  the names it selects forward to later parts.
 
-The user may force any of them; the choice and its reason are stored in ``Answer.strategy`` and
-``Answer.strategy_reason``. ``source`` is a file, a folder, a list of paths or the name of an
-indexed corpus; paths asked with ``rtr`` are indexed on the fly (incrementally) into a corpus named
-after them.
+The user may force any strategy (then nothing escalates); the route, each escalation and its reason
+are in ``Answer.strategy_reason`` and the trace. ``source`` is a file, a folder, a list of paths or
+the name of an indexed corpus; paths asked with ``rtr`` are indexed on the fly (incrementally).
 
 >>> choose("How many times does Ahab mention the whale?", fits=False)[0]
 'mapreduce'
+>>> choose("How many rooms did the inn have?", fits=False)[0]
+'rtr'
 >>> choose("What are the main themes of the book?", fits=False)[0]
 'coa'
->>> choose("Who wrote the letter to Elizabeth?", fits=False)[0]
-'rtr'
 >>> choose("Who wrote the letter to Elizabeth?", fits=True)[0]
 'full'
 """
@@ -39,6 +41,7 @@ from pydantic import BaseModel
 from ..errors import InputError, ParseError
 from ..events import Emit, Notice
 from ..types import Answer, Document
+from ..evidence.aggregate import is_aggregation
 from . import full_context
 from .common import RunContext
 
@@ -51,11 +54,6 @@ STRATEGIES = ("auto", "full", "rtr", "coa", "mapreduce")
 SUMMARY_STRATEGIES = ("auto", "full", "coa", "mapreduce")
 MAX_QUESTION_CHARS = 8000
 
-_AGGREGATE = re.compile(
-    r"\bhow (?:many|often|much)\b|\bcount\b|\bnumber of (?:times|occurrences|mentions)\b|"
-    r"\b(?:every|each) (?:time|occurrence|mention|instance)\b|\bwhenever\b|\blist (?:all|every|each)\b|"
-    r"\ball (?:the )?(?:times|occurrences|mentions|places|instances|characters|people|chapters)\b|\bfrequency\b",
-    re.IGNORECASE)
 _GLOBAL = re.compile(
     r"\bsummar|\bthemes?\b|\bmain (?:idea|point|argument|message|topic)s?\b|\boverall\b|\bthroughout\b|"
     r"\b(?:whole|entire) (?:book|text|document|story|novel|codebase|repo|paper)\b|\boverview\b|\bgist\b|"
@@ -74,8 +72,8 @@ def choose(question: str, *, fits: bool, needed: int | None = None, window: int 
     size = f" ({needed:,} of {window:,} tokens)" if needed and window else ""
     if fits:
         return "full", f"the input fits the model's window{size}: one call reads it all"
-    if m := _AGGREGATE.search(question):
-        return "mapreduce", f"too long for one call{size} and {m.group(0)!r} aggregates over the whole text"
+    if is_aggregation(question):
+        return "mapreduce", f"too long for one call{size}, and a count or list over the whole text: read every part"
     if m := _GLOBAL.search(question):
         return "coa", f"too long for one call{size} and {m.group(0)!r} needs the whole text read in order"
     return "rtr", f"too long for one call{size}; a question about specific facts: retrieve the passages"
@@ -203,8 +201,8 @@ def ask(app: "Agentlong", source: Any, question: str, *, strategy: str = "auto",
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
     >>> _ = f.write_text("The meeting moved to Friday at noon.")
-    >>> fake = FakeBackend(mode="keyed", responses={"Question": {"quotes": ["The meeting moved to Friday at noon."],
-    ...                                                           "found": True, "answer": "Friday at noon [1]."}})
+    >>> fake = FakeBackend(mode="keyed", responses={"Answer the question": "Friday at noon [1].",
+    ...                                             "meeting": {"answer": "Friday at noon"}})
     >>> ans = ask(Agentlong(backend=fake, model="fake"), f, "When is the meeting?")
     >>> ans.strategy, ans.text, ans.citations[0].evidence.line_start
     ('full', 'Friday at noon [1].', 1)
@@ -223,7 +221,20 @@ def ask(app: "Agentlong", source: Any, question: str, *, strategy: str = "auto",
             chosen, reason = classify(ctx, question) or (chosen, reason)
     ctx.emit(Notice(level="info", message=f"strategy {chosen}: {reason}"))
     answer = _dispatch(app, ctx, chosen, resolved, docs, question, k=k, checkpoint=checkpoint)
+    if strategy == "auto" and not answer.found and chosen in ("full", "rtr"):
+        chosen, reason, answer = _escalate(app, ctx, chosen, reason, resolved, docs, question, checkpoint)
     return _finish(app, ctx, answer, chosen, reason, started, started_at)
+
+
+def _escalate(app: "Agentlong", ctx: RunContext, chosen: str, reason: str, resolved: Resolved,
+              docs: list[Document], question: str, checkpoint: bool | Path) -> tuple[str, str, Answer]:
+    """``full`` or ``rtr`` found nothing: read the whole text in order, in selection-sized parts."""
+    why = f"{reason}; {chosen} found nothing → coa: read every part in order"
+    ctx.emit(Notice(level="info", message=f"escalating: {chosen} found nothing; reading the whole text in order"))
+    docs = docs or load_documents(app, resolved, ctx.emit)
+    from . import chain_of_agents
+
+    return "coa", why, chain_of_agents.run(ctx, docs, question, task="qa", checkpoint=checkpoint)
 
 
 def summarize(app: "Agentlong", source: Any, *, words: int = 300, strategy: str = "auto", emit: Emit | None = None,

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
-from ..wordcount import count_words
+from ..wordcount import count_words, trim_to
 
 __all__ = ["heading", "trim_to", "dedupe", "RepeatWatch", "clean_section", "tidy", "tail", "passages", "join_draft", "complete_sentences", "BM25"]
 
@@ -45,21 +45,6 @@ def complete_sentences(text: str) -> str:
     """``text`` cut after its last sentence end (unchanged when it has none)."""
     ends = list(_SENT_END.finditer(text))
     return text[: ends[-1].end()] if ends else text
-
-
-def trim_to(text: str, max_words: int, min_words: int = 0) -> str:
-    """Longest prefix within ``max_words``, cut at a paragraph end, else a sentence end, else a word."""
-    if count_words(text) <= max_words:
-        return text
-    cuts = [m.start() for m in re.finditer(r"\n\s*\n", text)]
-    para = max((c for c in cuts if count_words(text[:c]) <= max_words), default=0)
-    if para and count_words(text[:para]) >= min_words:
-        return text[:para].rstrip()
-    sent = max((m.end() for m in _SENT_END.finditer(text) if count_words(text[: m.end()]) <= max_words), default=0)
-    if sent:
-        return text[:sent].rstrip()
-    units = list(_UNIT.finditer(text))
-    return text[: units[max_words - 1].end()].rstrip() + "." if max_words > 0 and units else ""
 
 
 def _dedupe_lines(text: str, seen: set[str]) -> tuple[str, int]:

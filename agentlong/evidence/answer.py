@@ -1,0 +1,138 @@
+"""The answer step over selected units: a brief answer, a computed count, or a summary.
+
+Citations are selected units, so they are verbatim at their spans by construction. A found answer
+always carries at least one citation; one that says it is not there, or brings in words none of the
+evidence has, is :data:`~agentlong.evidence.cite.NOT_FOUND`.
+
+>>> from agentlong.backends.fake import FakeBackend
+>>> from agentlong.llm import LLM
+>>> from agentlong.settings import Settings
+>>> from agentlong.evidence.units import Unit
+>>> u = Unit(doc_id="d", source="n.txt", chunk_index=0, char_start=10, char_end=33, line_start=2, line_end=2,
+...          text="The vault code is 4721.")
+>>> llm = LLM(FakeBackend(mode="keyed", responses={"vault": "4721."}), Settings(model="fake"))
+>>> r = answer_fact(llm, "What is the vault code?", [u], max_tokens=64)
+>>> r.text, r.found, [c.evidence.where() for c in r.citations]
+('4721. [1]', True, ['n.txt:2'])
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..llm import LLM
+from ..packing import fit
+from ..types import Citation, Evidence, Message
+from ..wordcount import bounds, count_words, trim_to
+from .aggregate import items
+from .cite import MARKER, NOT_FOUND, attribute, grounded, number_citations, says_not_found
+from .units import Unit
+
+__all__ = ["Result", "answer_fact", "answer_aggregate", "write_summary", "fit_units", "cite_sentences"]
+
+MAX_CONTINUE = 3
+
+
+@dataclass
+class Result:
+    text: str
+    found: bool
+    citations: list[Citation] = field(default_factory=list)
+    detail: str = ""
+
+
+def not_found(detail: str) -> Result:
+    return Result(text=NOT_FOUND, found=False, detail=detail)
+
+
+def _shown(evidence: Sequence[Evidence]) -> list[dict]:
+    return [{"n": n, "where": e.where(), "text": " ".join(e.quote.split())} for n, e in enumerate(evidence, 1)]
+
+
+def fit_units(llm: LLM, units: Sequence[Unit], budget: int) -> list[Unit]:
+    """The units (given best first) that fit ``budget`` tokens, back in reading order."""
+    kept = fit(units, budget, lambda u: llm.tokens(u.text) + llm.tokens(u.source) + 8)
+    return sorted(kept, key=lambda u: u.key)
+
+
+def answer_fact(llm: LLM, question: str, units: Sequence[Unit], *, max_tokens: int) -> Result:
+    """A brief free-text answer from the numbered units; cited by its markers, else by the units
+    sharing its words, else by all of them."""
+    if not units:
+        return not_found("nothing was selected")
+    evidence = [u.evidence() for u in units]
+    out = llm.call("answer_units", max_tokens=max_tokens, question=question, evidence=_shown(evidence)).text.strip()
+    if says_not_found(out):
+        return not_found(f"the answer call found no answer in {len(units)} selected units")
+    if not grounded(out, question, evidence):
+        return not_found("the answer's new words are in none of the selected units")
+    cited = [] if MARKER.search(out) else attribute(out, question, evidence)
+    text, citations = number_citations(out, evidence, cited=cited)
+    return Result(text=text, found=True, citations=citations, detail=f"{len(citations)} of {len(units)} units cited")
+
+
+def answer_aggregate(question: str, units: Sequence[Unit], labels: Sequence[str]) -> Result:
+    """The count and the list of items, computed in code; every item cites its units."""
+    found = items(question, units, labels)
+    if not found:
+        return not_found("no occurrence was selected")
+    evidence: list[Evidence] = []
+    parts = []
+    for item in found:
+        refs = []
+        for unit in item.units:
+            evidence.append(unit.evidence())
+            refs.append(len(evidence))
+        parts.append(f"{item.label} {''.join(f'[{n}]' for n in refs)}")
+    text = f"{len(found)} — " + "; ".join(parts) + "."
+    text, citations = number_citations(text, evidence)
+    return Result(text=text, found=True, citations=citations,
+                  detail=f"{len(found)} items from {len(units)} selected units (counted in code)")
+
+
+def write_summary(llm: LLM, units: Sequence[Unit], words: int, *, focus: str = "") -> Result:
+    """A summary of about ``words`` words from the selected units, continued while short and cut at
+    a sentence end while long; each sentence cites the units it rests on."""
+    evidence = [u.evidence() for u in units]
+    low, high = bounds(words)
+    messages = llm.messages("summary_units", evidence=_shown(evidence), words=words, focus=focus)
+    text = llm.send(messages, step="summary_units", max_tokens=int(words * 1.6) + 48).text.strip()
+    for _ in range(MAX_CONTINUE):
+        short = words - count_words(text)
+        if count_words(text) >= low:
+            break
+        follow = [*messages, Message(role="assistant", content=text),
+                  Message(role="user", content=llm.render("summary_continue", words=short))]
+        more = llm.send(follow, step="summary_continue", max_tokens=int(short * 1.6) + 48).text.strip()
+        if not more:
+            break
+        text = f"{text}\n\n{more}"
+    text = trim_to(MARKER.sub("", text), high, min_words=low)
+    text, citations = cite_sentences(text, evidence)
+    detail = f"{count_words(text)} words for {words} asked; {len(citations)} units cited"
+    return Result(text=text, found=bool(text.strip()), citations=citations, detail=detail)
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*[\"”’')\]]*")
+
+
+def cite_sentences(text: str, evidence: Sequence[Evidence]) -> tuple[str, list[Citation]]:
+    """Each sentence of ``text`` gets ``[n]`` for the units sharing the most of its words (at least 2)."""
+    from ..lexical import content_words
+
+    out = []
+    for m in _SENTENCE.finditer(text):
+        sentence = m.group(0)
+        words = content_words(sentence)
+        scored = [(len(words & content_words(e.quote)), n) for n, e in enumerate(evidence, 1)]
+        best = max((s for s, _ in scored), default=0)
+        refs = [n for s, n in scored if best >= 2 and s == best][:2]
+        out.append((m.start(), m.end(), refs))
+    pieces, pos = [], 0
+    for start, end, refs in out:
+        pieces.append(text[pos:end].rstrip() + "".join(f" [{n}]" for n in refs))
+        pos = end
+    pieces.append(text[pos:])
+    return number_citations("".join(pieces), evidence, cite_all_if_none=False)
