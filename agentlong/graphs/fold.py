@@ -49,7 +49,8 @@ from ..packing import SAFETY, prompt_budget
 from ..types import Answer, Chunk, Document, TraceStep
 from .common import RunContext, run_graph, thread_id_for
 
-__all__ = ["run", "build_graph", "State", "Order", "mode_for", "reduce_units", "picked_answer"]
+__all__ = ["run", "build_graph", "State", "Order", "mode_for", "reduce_units", "picked_answer", "read_rows",
+           "answer_update", "to_answer"]
 
 Order = Literal["sequential", "tree"]
 STRATEGY = {"sequential": "chain-of-agents", "tree": "map-reduce"}
@@ -180,15 +181,19 @@ def picked_answer(llm: LLM, question: str, mode: Mode, rows: list[dict], words: 
     return answer_fact(llm, question, units, max_tokens=reserve)
 
 
-def answer(state: State, runtime: Runtime[RunContext]) -> dict:
-    ctx = runtime.context
-    mode: Mode = state["mode"]  # type: ignore[assignment]
+def answer_update(ctx: RunContext, question: str, mode: Mode, rows: list[dict], words: int) -> dict:
+    """The state update of an answer node (fold and retrieval alike)."""
     with metered() as meter:
-        result = picked_answer(ctx.llm, state["question"], mode, state.get("picked", []), state["words"])
+        result = picked_answer(ctx.llm, question, mode, rows, words)
     ctx.emit(StepDone(step="answer", detail=result.detail, usage=meter.usage))
     return {"answer": {"text": result.text, "found": result.found,
                        "citations": [c.model_dump() for c in result.citations]},
             "trace": [TraceStep(step="answer", detail=result.detail, usage=meter.usage).model_dump()]}
+
+
+def answer(state: State, runtime: Runtime[RunContext]) -> dict:
+    return answer_update(runtime.context, state["question"], state["mode"], state.get("picked", []),  # type: ignore[arg-type]
+                         state["words"])
 
 
 def route_start(state: State) -> Any:

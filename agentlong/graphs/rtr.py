@@ -37,12 +37,10 @@ from langgraph.runtime import Runtime
 from ..errors import InputError
 from ..events import Progress, StepDone
 from ..evidence.hops import MAX_HOPS, bridge_terms, hop_query
-from ..evidence.select import Mode
 from ..evidence.units import Unit, units_of
-from ..llm import metered
 from ..types import Answer, Chunk, TraceStep
 from .common import RunContext, run_graph, thread_id_for
-from .fold import mode_for, picked_answer, read_rows, to_answer
+from .fold import answer_update, mode_for, read_rows, to_answer
 from .retrieval import HybridSearch, Source
 
 __all__ = ["RtrContext", "RtrState", "build_graph", "run", "DEFAULT_K", "passages_of"]
@@ -127,14 +125,7 @@ def hop(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
 
 
 def answer(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
-    ctx = runtime.context
-    mode: Mode = state["mode"]  # type: ignore[assignment]
-    with metered() as meter:
-        result = picked_answer(ctx.llm, state["question"], mode, state.get("picked", []), 0)
-    ctx.emit(StepDone(step="answer", detail=result.detail, usage=meter.usage))
-    return {"answer": {"text": result.text, "found": result.found,
-                       "citations": [c.model_dump() for c in result.citations]},
-            "trace": [TraceStep(step="answer", detail=result.detail, usage=meter.usage).model_dump()]}
+    return answer_update(runtime.context, state["question"], state["mode"], state.get("picked", []), 0)  # type: ignore[arg-type]
 
 
 def after_read(state: RtrState) -> str:
