@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from agentlong import Agentlong
 from agentlong.backends.fake import FakeBackend
 from agentlong.cli import main as cli_main, render
+from agentlong.evidence.cite import NOT_FOUND
 from agentlong.types import Answer
 
 FACT = "The observatory's spare lens is stored in crate forty-two."
@@ -41,13 +43,17 @@ def notes(tmp_path: Path) -> Path:
     return path
 
 
+SUMMARY_TEXT = ("An inventory of the hill observatory lists its stores. The spare lens is stored in crate forty-two. "
+                "The dome of the observatory was repainted in May by the keepers.")  # 30 words
+
+
 @pytest.fixture
 def keyed_fake(monkeypatch) -> FakeBackend:
     """Route the CLI's Agentlong to a scripted fake backend (in-process runs of main())."""
     fake = FakeBackend(mode="keyed", responses={
-        "Question": {"quotes": ["spare lens is stored in crate forty-two"], "found": True,
-                     "answer": "It is in crate forty-two [1]."},
-        "summarize the documents": "An inventory: the spare lens is in crate forty-two."})
+        "Answer the question using only the sentences above": "It is in crate forty-two [1].",
+        "Write a summary of the text these sentences come from": SUMMARY_TEXT,
+        "Numbered sentences from the user's files": {"answer": "crate forty-two"}})
     monkeypatch.setattr(render, "make_agentlong", lambda args: Agentlong(model="fake", backend=fake))
     return fake
 
@@ -58,25 +64,41 @@ def test_ask_prints_answer_then_sources_and_usage(notes, keyed_fake, capsys):
     out, err = capsys.readouterr()
     answer, sources = out.split("\n\nSources:\n")
     assert answer == "It is in crate forty-two [1]."
-    assert sources.splitlines()[0] == f"[1] {notes}:2"
-    assert "“spare lens is stored in crate forty-two”" in sources
-    assert "strategy full" in err and "1 calls" in err
+    lines = sources.splitlines()
+    assert lines[0] == f"[1] {notes}:2"  # an exact span: no "(fuzzy match ...)" note
+    assert lines[1] == f"    “{FACT}”"  # the whole sentence, as it stands in the file
+    assert len(lines) == 2
+    assert "strategy full" in err and "2 calls" in err
+    prompts = [c.messages[-1].content for c in keyed_fake.calls]
+    assert "[2] " + FACT in prompts[0] and "[1] " + FACT in prompts[1]  # read, then answered from the one unit
 
 
 def test_ask_json_is_the_whole_answer(notes, keyed_fake, capsys):
     assert cli_main.main(["ask", str(notes), "Where is the spare lens?", "--json", "-q"]) == 0
     answer = Answer.model_validate(json.loads(capsys.readouterr().out))
-    assert answer.strategy == "full" and answer.strategy_reason
-    assert answer.citations[0].evidence.quote == "spare lens is stored in crate forty-two"
-    assert answer.record is not None and answer.usage.calls == 1
+    assert answer.strategy == "full" and answer.strategy_reason and answer.found
+    ev = answer.citations[0].evidence
+    assert ev.quote == FACT and notes.read_text()[ev.char_start:ev.char_end] == FACT and ev.line_start == 2
+    assert answer.record is not None and answer.usage.calls == 2
+    assert [e.quote for e in answer.evidence] == [FACT]
+
+
+def test_ask_that_finds_nothing_prints_not_found_without_sources(notes, keyed_fake, capsys):
+    keyed_fake.responses = {"Numbered sentences from the user's files": {"answer": ""}}
+    assert cli_main.main(["-q", "ask", str(notes), "Who painted the dome?", "--strategy", "full"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.strip() == NOT_FOUND and "Sources:" not in out
 
 
 def test_summarize_prints_summary(notes, keyed_fake, capsys):
     assert cli_main.main(["-q", "summarize", str(notes), "--words", "30"]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == "An inventory: the spare lens is in crate forty-two."
+    summary = out.split("\n\nSources:\n")[0]
+    assert re.sub(r"\s*\[\d+\]", "", summary) == SUMMARY_TEXT
+    assert re.findall(r"\[\d+\]", summary)  # its sentences cite the file's lines
     assert "strategy full" in err
-    assert keyed_fake.calls[0].max_tokens == 80  # derived from --words 30
+    assert keyed_fake.calls[0].max_tokens == int(30 * 1.6) + 48  # derived from --words 30
+    assert len(keyed_fake.calls) == 1  # 30 words asked, 30 written: no continuation
 
 
 def test_store_errors_reach_the_user_as_one_line(notes, keyed_fake, capsys, monkeypatch):

@@ -26,6 +26,7 @@ asked for the answer in words copied the planted answer exactly (docs/evidence.m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -102,9 +103,18 @@ def shown_blocks(units: Sequence[Unit]) -> list[dict]:
     return blocks
 
 
-def locate_units(phrase: str, units: Sequence[Unit], question: str) -> tuple[list[Unit], bool]:
-    """The unit that holds ``phrase``: where it is found verbatim (or nearly), else the one sharing
-    most of its words that the question lacks (at least half of them); [] when none does.
+def _holds(phrase: str, text: str) -> bool:
+    """``phrase`` is in ``text`` word for word (case and spacing aside), at word boundaries."""
+    words = re.findall(r"\w+|[^\w\s]", phrase)
+    pattern = r"\W*".join(re.escape(w) for w in words)
+    return bool(words) and re.search(rf"(?<!\w){pattern}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def locate_units(phrase: str, units: Sequence[Unit], question: str, *, every: bool = False) -> tuple[list[Unit], bool]:
+    """The unit that holds ``phrase`` (``every``: all units that hold it word for word), and whether
+    it was copied. Else the unit found by a tight fuzzy match (``verify.locate``), else
+    the one sharing most of the phrase's words that the question lacks (at least half); ([], False)
+    when none does.
 
     >>> from agentlong.evidence.units import Unit
     >>> us = [Unit(doc_id="d", source="s", chunk_index=0, char_start=i, char_end=i + 1, line_start=1, line_end=1,
@@ -116,9 +126,12 @@ def locate_units(phrase: str, units: Sequence[Unit], question: str) -> tuple[lis
     text = " ".join(phrase.split())
     if not text:
         return [], False
+    held = [u for u in units if _holds(text, u.text)]
+    if held:
+        return (held if every else held[:1]), True
     for unit in units:
         if locate(text, " ".join(unit.text.split()), fuzzy_threshold=95.0):
-            return [unit], True
+            return [unit], True  # copied with a slip ("carryed"): still a copy
     asked = stems(question)
     new = stems(text) - asked or stems(text)
     scored = [(len(new & stems(u.text)), i) for i, u in enumerate(units)]
@@ -146,7 +159,7 @@ def select(llm: LLM, question: str, units: Sequence[Unit], *, mode: Mode = "fact
         phrase = " ".join(str(phrase).split())
         if not phrase or says_not_found(phrase):
             continue
-        found, exact = locate_units(phrase, units, question)
+        found, exact = locate_units(phrase, units, question, every=mode == "aggregate")
         for unit in found:
             chosen.setdefault(unit.key, (unit, phrase, exact))
     picked = sorted(chosen.values(), key=lambda p: p[0].key)

@@ -36,6 +36,7 @@ from langgraph.runtime import Runtime
 
 from ..errors import InputError
 from ..events import Progress, StepDone
+from ..evidence.budget import read_tokens
 from ..evidence.hops import MAX_HOPS, bridge_terms, hop_query
 from ..evidence.units import Unit, units_of
 from ..types import Answer, Chunk, TraceStep
@@ -72,16 +73,22 @@ class RtrState(TypedDict, total=False):
     trace: Annotated[list[dict], operator.add]
 
 
-def passages_of(hits: list[tuple[Chunk, float]]) -> list[dict[str, Any]]:
-    """Hits (in document order) whose chunks touch, merged into passages; best passages first."""
+def passages_of(hits: list[tuple[Chunk, float]], limit: int | None = None, count: Any = None) -> list[dict[str, Any]]:
+    """Hits (in document order) whose chunks touch, merged into passages of at most ``limit``
+    tokens (one reading call each); best passages first."""
     passages: list[dict[str, Any]] = []
+    size = 0
     for chunk, score in hits:
         last = passages[-1]["chunks"][-1] if passages else None
-        if last and last["doc_id"] == chunk.doc_id and last["char_end"] == chunk.char_start:
+        cost = count(chunk.text) if count else 0
+        touching = last and last["doc_id"] == chunk.doc_id and last["char_end"] == chunk.char_start
+        if touching and (limit is None or size + cost <= limit):
+            size += cost
             passages[-1]["chunks"].append(chunk.model_dump())
             passages[-1]["score"] = max(passages[-1]["score"], score)
         else:
             passages.append({"chunks": [chunk.model_dump()], "score": score})
+            size = cost
     return sorted(passages, key=lambda p: -p["score"])
 
 
@@ -92,7 +99,8 @@ def retrieve(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
     hop = state.get("hop", 0)
     k = state["k"] if hop == 0 else max(2, state["k"] // 2)
     hits = ctx.search.search([state.get("query") or state["question"]], k, exclude=state.get("seen", []))
-    passages = passages_of(hits)
+    passages = passages_of(hits, read_tokens(ctx.llm, state["question"], state["mode"]),  # type: ignore[arg-type]
+                           ctx.llm.tokens)
     detail = f"hop {hop + 1}: {len(hits)} chunks, {len(passages)} passages" + (
         f" for {', '.join(state.get('terms', [])[-4:])}" if hop else "")
     ctx.emit(StepDone(step="retrieve", detail=detail))
