@@ -13,7 +13,7 @@ import pytest
 
 from agentlong import Agentlong
 from agentlong.graphs import router
-from agentlong.graphs.evidence import NOT_FOUND
+from agentlong.evidence.cite import NOT_FOUND
 from agentlong.store.corpus import corpus_exists
 
 # ~30 s each on an idle 2-core machine; the bound allows for a machine shared with other model runs
