@@ -242,7 +242,7 @@ def test_nothing_selected_anywhere_is_not_found_without_an_answer_call():
 def test_a_phrase_that_is_not_in_the_text_selects_nothing_and_is_not_found():
     doc = document(150, {90: NEEDLE})
     reader = Reader({"": "the code was changed to 9999 by the captain"})  # every part "answers" with an invention
-    ctx, fake = make_ctx(reader)
+    ctx, _ = make_ctx(reader)
     answer = coa.run(ctx, [doc], QUESTION, checkpoint=False)
     assert reader.counts["read"] >= 4
     assert not answer.found and answer.text == NOT_FOUND and answer.evidence == []
@@ -263,7 +263,7 @@ def test_an_unreadable_reply_skips_one_part_and_the_question_is_still_answered()
     doc = document(150, {120: NEEDLE})
     reader = Reader(bad_json_at=2)
     events: list = []
-    ctx, fake = make_ctx(reader, events=events)
+    ctx, _ = make_ctx(reader, events=events)
     answer = coa.run(ctx, [doc], QUESTION, checkpoint=False)
     n = reader.counts["read"] + 1
     assert reader.counts["repair"] == 1 and n >= 4

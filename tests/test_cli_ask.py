@@ -13,7 +13,8 @@ import pytest
 
 from agentlong import Agentlong
 from agentlong.backends.fake import FakeBackend
-from agentlong.cli import main as cli_main, render
+from agentlong.cli import main as cli_main
+from agentlong.cli import render
 from agentlong.evidence.cite import NOT_FOUND
 from agentlong.types import Answer
 

@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from agentlong.backends.fake import FakeBackend
 from agentlong.evidence.aggregate import counts_occurrences, is_aggregation, items
 from agentlong.evidence.answer import answer_aggregate, answer_fact, write_summary
-from agentlong.evidence.cite import NOT_FOUND, attribute, grounded, number_citations, says_not_found
+from agentlong.evidence.cite import (
+    NOT_FOUND,
+    attribute,
+    grounded,
+    number_citations,
+    says_not_found,
+)
 from agentlong.evidence.hops import MAX_TERMS, bridge_terms, hop_query
 from agentlong.evidence.select import MAX_ITEMS, locate_units, select, shown_blocks
 from agentlong.evidence.units import MAX_UNIT_CHARS, Unit, split_units, units_of
@@ -310,7 +316,7 @@ TOWNS = [unit(1, "Miss Wren planted an apple tree in Ashby."), unit(2, "Miss Wre
 def test_items_merge_repeats_and_never_count_a_unit_twice():
     found = items(WREN, TOWNS + [TOWNS[0]], ["Ashby", "Carrow", "the town of Ashby", "Dunmore", "Ashby"])
     assert [i.label for i in found] == ["Ashby", "Carrow", "Dunmore"]
-    assert [[u.text for u in i.units] for i in found][0] == [TOWNS[0].text, TOWNS[2].text]
+    assert [u.text for u in found[0].units] == [TOWNS[0].text, TOWNS[2].text]
     assert sum(len(i.units) for i in found) == 4  # the repeated unit counted once
 
 

@@ -1,13 +1,16 @@
 """Chain-of-agents and map-reduce end to end on the default local GGUF (llama-cpp-python, n_ctx 4096).
 
-A ~1.5K-token story with one planted fact, read in 3-4 forced chunks of 450 tokens; the answer must contain the
-fact and every citation must be a verbatim span of the source. A few minutes on 2 cores.
+Small generated village stories (~400 words, read in 2-3 forced parts): a planted fact, a two-hop
+question (the captain is named in part 1, his ship's cargo told in the last part) and a count over
+the whole text. Answers must be right and every citation a verbatim span of the source.
+5-10 s each on 2 idle cores; a minute or more each on a machine busy with other model runs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 
 import pytest
 
@@ -16,42 +19,30 @@ from agentlong.graphs import map_reduce as mr
 from agentlong.graphs.common import RunContext
 from agentlong.llm import LLM
 from agentlong.settings import Settings
-from agentlong.types import Document
+from agentlong.types import Answer, Document
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # ~1 min each when the machine is idle
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-FACT = "The lighthouse keeper's cat was named Biscuit."
-QUESTION = "What was the name of the lighthouse keeper's cat?"
-CHUNK_TOKENS = 450
-
-_PEOPLE = ["The baker", "Old Tom", "The schoolmistress", "The ferryman", "A fisherman", "The mayor's clerk"]
-_DEEDS = ["mended the torn nets by the harbour wall", "carried bread up the steep lane", "counted the crates of herring",
-          "painted the blue shutters of the inn", "watched the grey clouds roll in from the west",
-          "swept the sand from the chapel steps", "tied the boats tighter before the storm",
-          "sold apples at the Tuesday market", "read the shipping news aloud at the tavern"]
-_TIMES = ["On Monday", "Early one morning", "Late in the afternoon", "After the tide turned", "Before supper",
-          "During the long winter", "In the spring"]
+_PEOPLE = ["the baker", "the schoolmistress", "the ferryman", "a fisherman", "the mayor's clerk", "the innkeeper"]
+_DEEDS = ["mended the torn nets", "carried bread up the steep lane", "counted the crates of herring",
+          "painted the blue shutters", "watched the grey clouds roll in from the west", "swept the sand from the steps",
+          "tied the boats tighter before the storm", "sold fish to the neighbours", "read the shipping news aloud"]
+_TIMES = ["Early one morning", "Late in the afternoon", "After the tide turned", "Before supper", "At dawn", "At noon",
+          "In the evening"]
 
 
-def story(paragraphs: int = 30, fact_at: int = 19) -> Document:
-    """Deterministic filler prose about a fishing village, with ``FACT`` planted in one paragraph."""
+def story(plants: dict[int, str], paragraphs: int = 12) -> Document:
+    """Deterministic filler prose about a fishing village (no names, no places), with each planted
+    sentence as the second sentence of its paragraph."""
     rng = random.Random(7)
     paras = []
     for i in range(paragraphs):
-        sentences = [f"{rng.choice(_TIMES)}, {rng.choice(_PEOPLE).lower()} {rng.choice(_DEEDS)}." for _ in range(3)]
-        if i == fact_at:
-            sentences.insert(1, FACT)
+        sentences = [f"{rng.choice(_TIMES)}, {rng.choice(_PEOPLE)} {rng.choice(_DEEDS)}." for _ in range(3)]
+        if i in plants:
+            sentences.insert(1, plants[i])
         paras.append(" ".join(sentences))
     text = "\n\n".join(paras) + "\n"
     return Document(id="story", source="village.txt", text=text, sha256=hashlib.sha256(text.encode()).hexdigest())
-
-
-@pytest.fixture(scope="module")
-def doc(llama_backend) -> Document:
-    document = story()
-    tokens = llama_backend.count_tokens(document.text)
-    assert 2 * CHUNK_TOKENS < tokens <= 4 * CHUNK_TOKENS  # 3-4 chunks
-    return document
 
 
 def make_ctx(backend) -> RunContext:
@@ -59,25 +50,54 @@ def make_ctx(backend) -> RunContext:
     return RunContext(llm=LLM(backend, settings), settings=settings)
 
 
-def check(answer, document: Document, strategy: str) -> None:
-    assert answer.strategy == strategy
-    assert "biscuit" in answer.text.lower(), answer.text
-    assert answer.found and answer.citations
-    for citation in answer.citations:
-        ev = citation.evidence
+def check_verbatim(answer: Answer, document: Document) -> None:
+    assert answer.found and answer.citations, answer.text
+    for ev in [c.evidence for c in answer.citations] + list(answer.evidence):
         assert document.text[ev.char_start:ev.char_end] == ev.quote
-        assert ev.source == "village.txt" and ev.line_start is not None
-    assert any("Biscuit" in c.evidence.quote for c in answer.citations)
-    assert answer.usage.calls >= 4 and answer.usage.prompt_tokens > 0
+        assert ev.source == "village.txt" and ev.line_start == document.text.count("\n", 0, ev.char_start) + 1
 
 
-def test_chain_of_agents_finds_and_cites_the_planted_fact(llama_backend, doc):
-    answer = coa.run(make_ctx(llama_backend), [doc], QUESTION, chunk_tokens=CHUNK_TOKENS, checkpoint=False)
-    check(answer, doc, "chain-of-agents")
-    assert [t.step for t in answer.trace][-1] == "manager"
+def parts(answer: Answer) -> int:
+    return sum(1 for t in answer.trace if t.step.startswith("read"))
 
 
-def test_map_reduce_finds_and_cites_the_planted_fact(llama_backend, doc):
-    answer = mr.run(make_ctx(llama_backend), [doc], QUESTION, chunk_tokens=CHUNK_TOKENS, checkpoint=False)
-    check(answer, doc, "map-reduce")
-    assert [t.step for t in answer.trace][-1] == "reduce"
+def test_chain_of_agents_finds_and_cites_the_planted_fact(llama_backend):
+    fact = "The lighthouse keeper's cat was named Biscuit."
+    doc = story({8: fact})
+    assert 300 <= len(doc.text.split()) <= 500
+    answer = coa.run(make_ctx(llama_backend), [doc], "What was the name of the lighthouse keeper's cat?",
+                     chunk_tokens=300, checkpoint=False)
+    assert answer.strategy == "chain-of-agents" and parts(answer) >= 2
+    assert "biscuit" in answer.text.lower(), answer.text
+    check_verbatim(answer, doc)
+    assert fact in [c.evidence.quote for c in answer.citations]
+    assert answer.trace[-1].step == "answer" and answer.usage.prompt_tokens > 0
+
+
+def test_chain_of_agents_answers_a_two_hop_question(llama_backend):
+    bridge = "Captain Obed Sturgis commanded a brig called the Morning Wren."
+    fact = "The Morning Wren carried 340 barrels of sperm oil home from the Azores."
+    doc = story({1: bridge, 10: fact})
+    answer = coa.run(make_ctx(llama_backend), [doc],
+                     "How many barrels of sperm oil did Captain Obed Sturgis's ship carry home?", chunk_tokens=200,
+                     checkpoint=False)
+    assert parts(answer) >= 3
+    assert re.search(r"\b340\b", answer.text), answer.text
+    check_verbatim(answer, doc)
+    assert fact in [c.evidence.quote for c in answer.citations]
+
+
+def test_map_reduce_counts_and_names_the_towns(llama_backend):
+    plants = {1: "Miss Wren planted an apple tree in Ashby.", 5: "Miss Wren planted an apple tree in Carrow.",
+              7: "In Ashby, Miss Wren planted a second apple tree.", 10: "Miss Wren planted an apple tree in Dunmore."}
+    doc = story(plants)
+    answer = mr.run(make_ctx(llama_backend), [doc], "In how many towns did Miss Wren plant an apple tree? Name them.",
+                    chunk_tokens=200, checkpoint=False)
+    assert answer.strategy == "map-reduce" and parts(answer) >= 3
+    count, _, listed = answer.text.partition(" — ")
+    assert count == "3", answer.text  # Ashby twice is one town
+    assert {"Ashby", "Carrow", "Dunmore"} == set(re.findall(r"Ashby|Carrow|Dunmore", listed))
+    check_verbatim(answer, doc)
+    assert {c.evidence.quote for c in answer.citations} <= set(plants.values())
+    assert {plants[1], plants[5], plants[10]} <= {c.evidence.quote for c in answer.citations}
+    assert answer.trace[-1].detail.endswith("(counted in code)")

@@ -9,8 +9,22 @@ import threading
 
 import pytest
 from test_chain_of_agents import (
-    NEEDLE, QUESTION, SUMMARY, Reader, all_sentences, assert_calls_fit, assert_citations_verify, document,
-    evidence_of, hints_of, make_ctx, mode_of, read_prompts, shown_units, words_of)
+    NEEDLE,
+    QUESTION,
+    SUMMARY,
+    Reader,
+    all_sentences,
+    assert_calls_fit,
+    assert_citations_verify,
+    document,
+    evidence_of,
+    hints_of,
+    make_ctx,
+    mode_of,
+    read_prompts,
+    shown_units,
+    words_of,
+)
 
 from agentlong.errors import BackendError, InputError
 from agentlong.events import Notice, Progress
@@ -127,7 +141,7 @@ def test_picked_sentences_too_big_for_the_answer_are_reduced_by_further_readings
 
 def test_a_reduction_that_selects_nothing_keeps_the_best_scored_that_fit():
     texts = [f"Sentence {i} {LONG}." for i in range(40)]
-    ctx, fake = make_ctx(Reader({}), window=8192)
+    ctx, _ = make_ctx(Reader({}), window=8192)
     kept = fold.reduce_units(ctx.llm, QUESTION, "summary", rows(texts), budget=600)
     assert kept and sum(ctx.llm.tokens(r["unit"]["text"]) + 8 for r in kept) <= 600
     assert [r["unit"]["text"] for r in kept] == texts[: len(kept)]  # the highest scores are the first rows
@@ -200,7 +214,7 @@ def test_resume_after_a_crash_rereads_only_the_unfinished_parts(tmp_path):
 
 def test_nothing_relevant_anywhere_is_not_found_without_an_answer_call():
     reader = Reader()
-    ctx, fake = make_ctx(reader)
+    ctx, _ = make_ctx(reader)
     answer = mr.run(ctx, [document(150, {})], QUESTION, checkpoint=False)
     assert not answer.found and answer.text == NOT_FOUND and answer.citations == []
     assert reader.counts["answer"] == 0

@@ -12,6 +12,7 @@ from test_chain_of_agents import ANSWER, READ, Reader, evidence_of, shown_units
 from agentlong.backends.fake import FakeBackend
 from agentlong.errors import InputError
 from agentlong.events import EventBus, Notice, StepDone
+from agentlong.evidence.budget import read_tokens
 from agentlong.evidence.cite import NOT_FOUND
 from agentlong.graphs import rtr
 from agentlong.graphs.common import RunContext
@@ -148,7 +149,7 @@ def test_the_planted_fact_is_selected_and_cited_at_its_exact_span():
 
 
 def test_a_phrase_that_is_not_in_the_text_selects_nothing_and_is_not_found():
-    text, chunks = story()
+    _, chunks = story()
     reader = Reader({"": "The keeper buried the key under the old oak tree by the river."})
     fake = keyed(reader)
     ans = rtr.run(context(fake), InMemorySource(chunks), KEY_Q, checkpoint=False)
@@ -302,20 +303,37 @@ def test_small_window_every_call_fits():
         assert sum(fake.count_tokens(m.content) + 8 for m in call.messages) + call.max_tokens <= 1024
 
 
-def test_touching_chunks_merged_into_a_passage_bigger_than_the_window_still_fit():
+def test_touching_chunks_are_merged_into_passages_no_bigger_than_one_reading():
     filler = ("The harbour town woke slowly under a grey sky while fishermen mended their nets and sang old songs "
               "about the wind. ")
     paragraphs = [filler * 8 + f"Day {i} passed quietly." for i in range(12)]
     paragraphs[7] = "The lighthouse keeper hid the brass key inside the blue teapot. " + filler * 7
-    _, chunks = make_chunks(paragraphs)
+    text, chunks = make_chunks(paragraphs)  # twelve touching chunks of ~236 tokens
     reader = Reader({"brass key inside": "inside the blue teapot"})
     fake = keyed(reader, window=2048)
-    try:
-        ans = rtr.run(context(fake), InMemorySource(chunks), "Where did the harbour keeper hide the brass key?",
-                      k=8, checkpoint=False)
-    except Exception as exc:  # noqa: BLE001 - the assertion below names the failure
-        raise AssertionError(f"{type(exc).__name__}: {exc}") from exc
-    assert ans.found
+    ctx = context(fake)
+    question = "Where did the harbour keeper hide the brass key?"
+    ans = rtr.run(ctx, InMemorySource(chunks), question, k=8, checkpoint=False)
+    size = read_tokens(ctx.llm, question)
+    assert reader.counts["read"] >= 2  # eight touching hits were read in more than one call
+    for call in fake.calls:
+        assert sum(fake.count_tokens(m.content) + 8 for m in call.messages) + call.max_tokens <= 2048
+    for call in read_calls(fake):
+        assert ctx.llm.tokens("\n".join(shown_units(call.prompt))) <= size
+    assert ans.found and [c.evidence.quote for c in ans.citations] == [
+        "The lighthouse keeper hid the brass key inside the blue teapot."]
+    assert_verbatim(ans, text)
+
+
+def test_passages_of_cuts_touching_chunks_at_the_limit():
+    _, chunks = story()
+    hits = [(c, 0.1 * i) for i, c in enumerate(chunks[:6])]
+    count = len  # one "token" a character
+    limit = len(chunks[0].text) + len(chunks[1].text)
+    passages = rtr.passages_of(hits, limit, count)
+    assert all(sum(len(c["text"]) for c in p["chunks"]) <= limit for p in passages)
+    assert sorted(c["index"] for p in passages for c in p["chunks"]) == list(range(6))
+    assert len(rtr.passages_of(hits)) == 1  # no limit: one passage of six touching chunks
 
 
 def inside_fence(prompt: str, needle: str) -> bool:
