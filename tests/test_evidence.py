@@ -453,3 +453,19 @@ def test_a_long_summary_is_cut_at_a_sentence_end_within_15_percent():
     assert bounds(asked)[0] <= count_words(r.text) <= bounds(asked)[1]
     assert r.text.rstrip().endswith("]") and re.sub(r"\s*\[\d+\]", "", r.text).endswith("year.")
     assert len(fake.calls) == 1 and fake.calls[0].max_tokens == int(asked * 1.6) + 48
+
+
+CAT = [unit(1, "Late in the afternoon, old Tom tied the boats to the pier."),
+       unit(2, "The lighthouse keeper's cat was a grey tabby named Biscuit.")]
+
+
+def test_a_phrase_restating_the_question_does_not_select_a_sentence_sharing_only_its_new_word():
+    # the model reworded its answer; "Tom" alone is no reason to cite a sentence about boats
+    found, exact = locate_units("The lighthouse keeper's cat is Tom.", CAT[:1], "What was the lighthouse keeper's cat called?")
+    assert found == [] and not exact
+
+
+def test_answer_fact_drops_a_marker_naming_a_unit_without_the_answers_words():
+    llm, _ = llm_with({ANSWER: "[1] Biscuit"})
+    r = answer_fact(llm, "What was the lighthouse keeper's cat called?", CAT, max_tokens=64)
+    assert r.found and [c.evidence.quote for c in r.citations] == [CAT[1].text] and r.text == "Biscuit [1]"

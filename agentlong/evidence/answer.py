@@ -68,7 +68,12 @@ def answer_fact(llm: LLM, question: str, units: Sequence[Unit], *, max_tokens: i
         return not_found(f"the answer call found no answer in {len(units)} selected units")
     if not grounded(out, question, evidence):
         return not_found("the answer's new words are in none of the selected units")
-    cited = [] if MARKER.search(out) else attribute(out, question, evidence)
+    # cite the units that hold the answer's own words; the model's [n] markers only where no unit
+    # does (a 0.5B model writes "[1]" before any answer, whichever unit it came from)
+    cited = attribute(out, question, evidence)
+    if cited:  # markers naming a unit without the answer's words are dropped
+        out = MARKER.sub(lambda m: m.group(0) if all(int(n) in cited for n in re.findall(r"\d+", m.group(1)))
+                         else "", out).strip()
     text, citations = number_citations(out, evidence, cited=cited)
     return Result(text=text, found=True, citations=citations, detail=f"{len(citations)} of {len(units)} units cited")
 

@@ -132,9 +132,14 @@ def locate_units(phrase: str, units: Sequence[Unit], question: str, *, every: bo
     for unit in units:
         if locate(text, " ".join(unit.text.split()), fuzzy_threshold=95.0):
             return [unit], True  # copied with a slip ("carryed"): still a copy
+    # not a copy: the unit must hold most of what the phrase adds to the question, and, when the
+    # phrase restates the question, a word of the question too ("the keeper's cat is Tom"
+    # must not select "old Tom tied the boats")
     asked = stems(question)
     new = stems(text) - asked or stems(text)
-    scored = [(len(new & stems(u.text)), i) for i, u in enumerate(units)]
+    restated = stems(text) & asked
+    scored = [(len(new & stems(u.text)), i) for i, u in enumerate(units)
+              if not restated or asked & stems(u.text)]
     best = max((s for s, _ in scored), default=0)
     if not best or 2 * best < len(new):
         return [], False
