@@ -20,7 +20,7 @@ STOP = frozenset(
     "it its this that these those not no if then than so do does did done has have had having which who whom whose "
     "what when where why how their there they them he she his her hers him we you your yours our ours i me my mine "
     "us can could would should will shall may might must also very just all any each every some such own same other "
-    "s t one's".split())
+    "tell please s t one's".split())
 NUMBER_WORDS = {w: n for n, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}

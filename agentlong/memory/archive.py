@@ -21,21 +21,17 @@ embedder cannot be used, search falls back to word overlap and says so once (a N
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import AgentlongError
 from ..events import Emit, EventBus, Notice
+from ..lexical import content_words
 from .stream import SessionDB, Turn
 
 __all__ = ["Archive", "collection_for", "embed_text", "lexical_scores"]
 
 EMBED_CHARS = 1500  # MiniLM-class embedders read ~256 word pieces; more is cut off anyway
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("a an the and or but of to in on at for with is are was were be been it this that what which who "
-                  "how do does did i you my your me we our us he she they them his her its as by from not no so "
-                  "can could would should will just about tell please".split())
 
 
 def collection_for(session: str) -> str:
@@ -50,16 +46,12 @@ def embed_text(turn: Turn) -> str:
     return f"{head}\n{body}"[:EMBED_CHARS]
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
-
-
 def lexical_scores(query: str, turns: list[Turn]) -> list[tuple[Turn, float]]:
     """Fallback relevance: share of the query's content words found in each turn."""
-    q = _words(query)
+    q = content_words(query)
     if not q:
         return [(t, 0.0) for t in turns]
-    return [(t, len(q & _words(embed_text(t))) / len(q)) for t in turns]
+    return [(t, len(q & content_words(embed_text(t))) / len(q)) for t in turns]
 
 
 class Archive:
