@@ -7,6 +7,8 @@ for multi-hop retrieval, memory recall).
 ['amber', 'keeper', 'passphrase', 'secret', 'walrus']
 >>> sorted(stems("Seventeen spoons, two forks"))
 ['17', '2', 'forks', 'spoon']
+>>> sorted(stems("three hundred and forty barrels")), sorted(stems("forty-three carriages"))
+(['340', 'barre'], ['43', 'carri'])
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ NUMBER_WORDS = {w: n for n, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split())}
 NUMBER_WORDS.update({"once": 1, "twice": 2, "thrice": 3})
+_TENS = {w: 10 * n for n, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split(), 0)
+         if n >= 2}
+_SCALES = {"hundred": 100, "thousand": 1000}
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
@@ -33,6 +38,42 @@ def _tokens(text: str) -> list[str]:
     for w in _WORD.findall(text.lower().replace("’", "'")):
         w = w[:-2] if w.endswith("'s") else w
         out.append(w)
+    return _numbers(out)
+
+
+def _numbers(tokens: list[str]) -> list[str]:
+    """Runs of number words ("three hundred and forty", "forty three") as one token of digits."""
+    out: list[str] = []
+    total = part = 0
+    run: list[str] = []
+
+    def close() -> None:
+        nonlocal total, part, run
+        if run:
+            words = run[:-1] if run[-1] == "and" else run
+            out.append(str(total + part) if any(w != "and" for w in words) else "and")
+            if run[-1] == "and":
+                out.append("and")
+        total = part = 0
+        run = []
+
+    for w in tokens:
+        if w in _TENS or (w in NUMBER_WORDS and w not in ("once", "twice", "thrice")):
+            if run and run[-1] not in _SCALES and run[-1] != "and" and not (run[-1] in _TENS and w not in _TENS):
+                close()  # "two three" are two numbers; "forty three" is one
+            part += _TENS.get(w, NUMBER_WORDS.get(w, 0))
+            run.append(w)
+        elif w in _SCALES and run:
+            part = max(part, 1) * _SCALES[w]
+            if _SCALES[w] == 1000:
+                total, part = total + part, 0
+            run.append(w)
+        elif w == "and" and run and run[-1] in _SCALES:  # "three hundred and forty", not "two and three"
+            run.append(w)
+        else:
+            close()
+            out.append(w)
+    close()
     return out
 
 
@@ -45,7 +86,7 @@ def stems(text: str) -> set[str]:
     """Content words cut to 5 letters (a crude stem); number words as digits."""
     out = set()
     for w in content_words(text):
-        out.add(str(NUMBER_WORDS[w]) if w in NUMBER_WORDS else w[:5])
+        out.add(str(NUMBER_WORDS[w]) if w in NUMBER_WORDS else w if w.isdigit() else w[:5])
     return out
 
 

@@ -469,3 +469,19 @@ def test_answer_fact_drops_a_marker_naming_a_unit_without_the_answers_words():
     llm, _ = llm_with({ANSWER: "[1] Biscuit"})
     r = answer_fact(llm, "What was the lighthouse keeper's cat called?", CAT, max_tokens=64)
     assert r.found and [c.evidence.quote for c in r.citations] == [CAT[1].text] and r.text == "Biscuit [1]"
+
+
+LEVEE = [unit(1, "Only think what an establishment it would be for one of them."),
+         unit(2, "Sir William Lucas once counted exactly forty-three carriages at the levee.")]
+
+
+def test_a_number_in_digits_selects_the_sentence_that_spells_it_and_a_bare_one_selects_nothing():
+    q = "How many carriages did Sir William Lucas count at the levee?"
+    assert locate_units("43", LEVEE, q)[0] == [LEVEE[1]]
+    assert locate_units("1", LEVEE[:1], q)[0] == []  # "one of them" is no answer to the question
+
+
+def test_number_words_are_one_number():
+    from agentlong.lexical import stems
+
+    assert {"340", "43", "2", "3"} <= stems("three hundred and forty; forty-three; two and three")

@@ -132,14 +132,12 @@ def locate_units(phrase: str, units: Sequence[Unit], question: str, *, every: bo
     for unit in units:
         if locate(text, " ".join(unit.text.split()), fuzzy_threshold=95.0):
             return [unit], True  # copied with a slip ("carryed"): still a copy
-    # not a copy: the unit must hold most of what the phrase adds to the question, and, when the
-    # phrase restates the question, a word of the question too ("the keeper's cat is Tom"
-    # must not select "old Tom tied the boats")
+    # not a copy: the unit must hold most of what the phrase adds to the question, and a word of the
+    # question too ("the keeper's cat is Tom" must not select "old Tom tied the boats", nor a bare "1"
+    # any sentence with "one" in it)
     asked = stems(question)
     new = stems(text) - asked or stems(text)
-    restated = stems(text) & asked
-    scored = [(len(new & stems(u.text)), i) for i, u in enumerate(units)
-              if not restated or asked & stems(u.text)]
+    scored = [(len(new & stems(u.text)), i) for i, u in enumerate(units) if not asked or asked & stems(u.text)]
     best = max((s for s, _ in scored), default=0)
     if not best or 2 * best < len(new):
         return [], False
@@ -164,7 +162,8 @@ def select(llm: LLM, question: str, units: Sequence[Unit], *, mode: Mode = "fact
         phrase = " ".join(str(phrase).split())
         if not phrase or says_not_found(phrase):
             continue
-        found, exact = locate_units(phrase, units, question, every=mode == "aggregate")
+        asked = "" if mode == "summary" else question  # a summary's points answer no question
+        found, exact = locate_units(phrase, units, asked, every=mode == "aggregate")
         for unit in found:
             chosen.setdefault(unit.key, (unit, phrase, exact))
     picked = sorted(chosen.values(), key=lambda p: p[0].key)
