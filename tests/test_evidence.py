@@ -485,3 +485,19 @@ def test_number_words_are_one_number():
     from agentlong.lexical import stems
 
     assert {"340", "43", "2", "3"} <= stems("three hundred and forty; forty-three; two and three")
+
+
+def test_an_answer_of_none_is_not_found():
+    llm, _ = llm_with({ANSWER: "[1] None."})
+    r = answer_fact(llm, "What was the password?", VAULT, max_tokens=64)
+    assert not r.found and r.text == NOT_FOUND and r.citations == []
+
+
+def test_a_count_stated_in_one_sentence_is_that_count_not_one_occurrence():
+    q = "How many times had Mr. Trumbull's spectacles been mended?"
+    u = unit(4, "Mr. Trumbull's spectacles had been mended fourteen times by the same optician.")
+    r = answer_aggregate(q, [u], ["fourteen times"])
+    assert r.text == "14 [1]" and [c.evidence.quote for c in r.citations] == [u.text]
+    # two sightings are counted, whatever numbers they hold
+    owls = [unit(5, "A white owl sat on the chimney on the 3 of May."), unit(6, "A white owl sat on the chimney again.")]
+    assert answer_aggregate("How many times did a white owl sit on the chimney?", owls, ["3 of May", "again"]).text.startswith("2 — ")

@@ -71,6 +71,7 @@ def answer_fact(llm: LLM, question: str, units: Sequence[Unit], *, max_tokens: i
     # cite the units that hold the answer's own words; the model's [n] markers only where no unit
     # does (a 0.5B model writes "[1]" before any answer, whichever unit it came from)
     cited = attribute(out, question, evidence)
+    out = re.sub(r"^(?:\s*\[\d+(?:\s*,\s*\d+)*\])+\s*", "", out) if cited else out  # "[1] Biscuit": cited at the end
     if cited:  # markers naming a unit without the answer's words are dropped
         out = MARKER.sub(lambda m: m.group(0) if all(int(n) in cited for n in re.findall(r"\d+", m.group(1)))
                          else "", out).strip()
@@ -83,6 +84,10 @@ def answer_aggregate(question: str, units: Sequence[Unit], labels: Sequence[str]
     found = items(question, units, labels)
     if not found:
         return not_found("no occurrence was selected")
+    stated = _stated_count(question, found)
+    if stated is not None:
+        text, citations = number_citations(f"{stated} [1]", [found[0].units[0].evidence()])
+        return Result(text=text, found=True, citations=citations, detail="the text states the count itself")
     evidence: list[Evidence] = []
     parts = []
     for item in found:
@@ -95,6 +100,17 @@ def answer_aggregate(question: str, units: Sequence[Unit], labels: Sequence[str]
     text, citations = number_citations(text, evidence)
     return Result(text=text, found=True, citations=citations,
                   detail=f"{len(found)} items from {len(units)} selected units (counted in code)")
+
+
+def _stated_count(question: str, found: list) -> str | None:
+    """"How many times had the spectacles been mended?" over one sentence saying "mended fourteen
+    times": the count is stated, not counted. The number of that one item's sentence, or None."""
+    from ..lexical import stems
+
+    if len(found) != 1 or len(found[0].units) != 1:
+        return None
+    numbers = sorted(w for w in stems(found[0].units[0].text) - stems(question) if w.isdigit() and 1 < int(w) < 1000)  # not a year
+    return numbers[0] if len(numbers) == 1 else None
 
 
 def write_summary(llm: LLM, units: Sequence[Unit], words: int, *, focus: str = "") -> Result:

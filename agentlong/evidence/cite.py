@@ -6,6 +6,8 @@
 'Under the mat [1].'
 >>> says_not_found("The documents do not mention a key."), says_not_found("Under the blue mat.")
 (True, False)
+>>> says_not_found("[1] None."), says_not_found("None of the guests, except Ada.")
+(True, False)
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _NEGATIVE = re.compile(
     r"\b(?:not found|no (?:information|mention|evidence)|(?:does|do|did) not (?:contain|mention|say|state|specify|"
     r"provide|answer|include)|(?:is|are) not (?:mentioned|stated|specified|provided|given)|cannot be (?:found|"
-    r"determined|answered)|(?:there is|there's) no\b|unable to (?:find|determine|answer))",
+    r"determined|answered)|(?:there is|there's) no\b|unable to (?:find|determine|answer))"
+    r"|^(?:none|nothing|unknown|n/?a|no answer)$",  # the whole answer says there is none
     re.IGNORECASE)
 # words that frame an answer rather than carry its content
 _FRAMING = frozenset("answer answers correct option options evidence document documents text passage passages "
@@ -33,7 +36,7 @@ _FRAMING = frozenset("answer answers correct option options evidence document do
 
 def says_not_found(answer: str) -> bool:
     """True for answers that say nothing ("[1]", "") or say the text does not hold the answer."""
-    bare = MARKER.sub("", answer).strip(" .\n\t\"'")
+    bare = MARKER.sub("", answer).strip(" .!\n\t\"'")
     return not bare or bool(_NEGATIVE.search(bare))
 
 
