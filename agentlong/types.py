@@ -159,6 +159,9 @@ class Answer(BaseModel):
     trace: list[TraceStep] = Field(default_factory=list)
     record: "RunRecord | None" = None
     found: bool = Field(True, description="False when the document did not contain the answer")
+    basis: Literal["selected", "read"] = Field(
+        "selected", description="'read' when no reading selected evidence and the answer was written from the "
+        "text read (retrieved passages or a short document), citing the units that share its words")
 
 
 class RunRecord(BaseModel):

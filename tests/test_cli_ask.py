@@ -91,6 +91,17 @@ def test_ask_that_finds_nothing_prints_not_found_without_sources(notes, keyed_fa
     assert out.strip() == NOT_FOUND and "Sources:" not in out
 
 
+def test_an_answer_from_the_text_read_says_so(notes, keyed_fake, capsys):
+    keyed_fake.responses = {"Numbered sentences from the user's files": {"answer": ""},
+                            "Answer the question using only the sentences above": "It is in crate forty-two [1]."}
+    assert cli_main.main(["-q", "ask", str(notes), "Why keep a spare lens?", "--strategy", "full"]) == 0
+    out, _ = capsys.readouterr()
+    answer, note, sources = out.split("\n", 2)
+    assert answer.startswith("It is in crate forty-two") and answer.endswith("[1]")
+    assert note == "(no sentence was selected as the answer; answered from the text read)"
+    assert sources.lstrip("\n").startswith(f"Sources:\n[1] {notes}:2\n    “{FACT}”")
+
+
 def test_summarize_prints_summary(notes, keyed_fake, capsys):
     assert cli_main.main(["-q", "summarize", str(notes), "--words", "30"]) == 0
     out, err = capsys.readouterr()

@@ -155,19 +155,33 @@ def test_a_count_that_fits_is_computed_in_code_in_one_reading(tmp_path):
     assert_verbatim(ans, text)
 
 
-def test_full_finding_nothing_escalates_to_coa_and_says_so(tmp_path):
+def test_full_selecting_nothing_escalates_to_coa_and_says_so(tmp_path):
     text = "Intro line.\n" + FACT + "\nOther notes follow.\n"
     path = write(tmp_path, "notes.txt", text)
     reader = Misses(LENS, misses=1)  # the one whole-text reading misses it; the part-by-part reading finds it
     fake = keyed(reader)
     events = []
     ans = router.ask(app_with(fake), path, LENS_Q, emit=events.append, checkpoint=False)
-    assert ans.strategy == "coa" and ans.found
-    assert "full found nothing → coa" in ans.strategy_reason and ans.strategy_reason.startswith("the input fits")
+    assert ans.strategy == "coa" and ans.found and ans.basis == "selected"
+    assert "full selected nothing → coa" in ans.strategy_reason and ans.strategy_reason.startswith("the input fits")
     assert reader.counts["missed"] == 1 and reader.counts["read"] >= 1
     assert ans.citations[0].evidence.quote == FACT
     assert_verbatim(ans, text)
-    assert any(isinstance(e, Notice) and e.message.startswith("escalating: full found nothing") for e in events)
+    assert any(isinstance(e, Notice) and e.message.startswith("escalating: full selected nothing") for e in events)
+
+
+def test_when_coa_finds_nothing_either_the_answer_from_the_text_read_stands(tmp_path):
+    text = "Intro line.\n" + FACT + "\nOther notes follow.\n"
+    path = write(tmp_path, "notes.txt", text)
+    reader = Misses(LENS, misses=10)  # no reading ever selects a sentence
+    fake = keyed(reader)
+    ans = router.ask(app_with(fake), path, LENS_Q, checkpoint=False)
+    assert ans.strategy == "full" and ans.found and ans.basis == "read"
+    assert ans.strategy_reason.endswith("coa found nothing either → the full answer from the text read")
+    assert ans.text.startswith("crate forty-two") and ans.citations[0].evidence.quote == FACT
+    assert_verbatim(ans, text)
+    assert reader.counts["missed"] == 2  # full's reading, then coa's one part
+    assert ans.record.usage.calls == len(fake.calls)  # the spend of both strategies
 
 
 def test_escalation_that_also_finds_nothing_is_not_found(tmp_path):
@@ -177,7 +191,7 @@ def test_escalation_that_also_finds_nothing_is_not_found(tmp_path):
     ans = router.ask(app_with(fake), path, "Who painted the dome?", checkpoint=False)
     assert ans.strategy == "coa" and "found nothing → coa" in ans.strategy_reason
     assert not ans.found and ans.text == NOT_FOUND and ans.citations == []
-    assert len(reads(fake)) == 2 and reader.counts["answer"] == 0  # full, then coa's one part
+    assert len(reads(fake)) == 2 and reader.counts["answer"] == 1  # full (then its answer from the text read), coa
 
 
 def test_a_forced_strategy_never_escalates(tmp_path):
@@ -185,7 +199,7 @@ def test_a_forced_strategy_never_escalates(tmp_path):
     fake = keyed(Reader({}))
     ans = router.ask(app_with(fake), path, "Who painted the dome?", strategy="full")
     assert ans.strategy == "full" and ans.strategy_reason == "chosen by the user"
-    assert not ans.found and ans.text == NOT_FOUND and len(fake.calls) == 1
+    assert not ans.found and ans.text == NOT_FOUND and len(fake.calls) == 2  # reading, answer from the text read
 
 
 def test_injection_in_document_stays_fenced_in_full_context(tmp_path):
@@ -279,7 +293,7 @@ def test_forced_full_on_long_input_truncates_with_a_warning(tmp_path):
     assert FACT not in fake.calls[0].prompt  # the fact sits past the truncation point
     assert shown_units(fake.calls[0].prompt)[0].startswith("Paragraph 0:")  # the prefix was kept
     assert fake.calls[0].max_tokens + sum(fake.count_tokens(m.content) + 8 for m in fake.calls[0].messages) <= 1024
-    assert not ans.found and len(fake.calls) == 1
+    assert not ans.found and len(fake.calls) == 2  # reading, answer from the text read
 
 
 def test_whole_text_questions_and_summaries_dispatch_to_chain_or_mapreduce(tmp_path, monkeypatch):

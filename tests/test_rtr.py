@@ -148,15 +148,44 @@ def test_the_planted_fact_is_selected_and_cited_at_its_exact_span():
     assert all(re.fullmatch(r"read hop 1 passage \d+/\d+", s) for s in steps[1:-1])
 
 
-def test_a_phrase_that_is_not_in_the_text_selects_nothing_and_is_not_found():
+def test_a_phrase_that_is_not_in_the_text_selects_nothing_and_an_invented_answer_is_not_found():
     _, chunks = story()
     reader = Reader({"": "The keeper buried the key under the old oak tree by the river."})
     fake = keyed(reader)
     ans = rtr.run(context(fake), InMemorySource(chunks), KEY_Q, checkpoint=False)
     assert not ans.found and ans.text == NOT_FOUND and ans.citations == [] and ans.evidence == []
-    assert reader.counts["read"] >= 1 and reader.counts["answer"] == 0  # never answers without evidence
     assert FACT in read_calls(fake)[0].prompt  # the right passage was read; the phrase was not in it
     assert [t.step for t in ans.trace].count("retrieve") == 1
+    # with nothing selected the answer step sees the passages read, and its invention is caught there
+    assert reader.counts["answer"] == 1 and ans.basis == "read"
+    assert ans.trace[-1].detail.endswith("the answer's new words are in none of the selected units")
+
+
+def test_nothing_selected_a_fact_question_is_answered_from_the_passages_read():
+    """A 'why' question has no phrase to copy: the reader selects nothing, the answer step reads the
+    retrieved passages (those sharing most of the question's words first) and cites what it used."""
+    text, chunks = story()
+    reader = Reader({}, answer=lambda ev: f"To keep it from the harbour thieves [{len(ev)}].")
+    chunks[9] = chunks[9].model_copy(update={"text": chunks[9].text.replace(
+        "Day 9 passed quietly.", "He hid the key to keep it from the harbour thieves.")})
+    text = "".join(c.text for c in chunks)
+    fake = keyed(reader)
+    ans = rtr.run(context(fake), InMemorySource(chunks), "Why did the lighthouse keeper hide the brass key?",
+                  checkpoint=False)
+    assert ans.found and ans.basis == "read" and ans.evidence == []
+    assert [c.evidence.quote for c in ans.citations] == ["He hid the key to keep it from the harbour thieves."]
+    assert_verbatim(ans, text)
+    shown = [t for _, t in evidence_of(next(c.prompt for c in fake.calls if ANSWER in c.prompt))]
+    assert FACT in shown and len(shown) > 2  # the passages read, not a selection
+    assert ans.trace[-1].detail.startswith("nothing was selected; answered from the")
+
+
+def test_nothing_selected_for_a_count_is_not_found():
+    _, chunks = story()
+    reader = Reader({})
+    ans = rtr.run(context(keyed(reader)), InMemorySource(chunks), "How many times did the keeper climb the stairs?",
+                  checkpoint=False)
+    assert not ans.found and ans.text == NOT_FOUND and reader.counts["answer"] == 0
 
 
 @pytest.mark.parametrize("verdict", ["The sentences do not mention the keeper's coat [1].",

@@ -8,7 +8,6 @@ import itertools
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
@@ -18,7 +17,7 @@ from agentlong.backends.fake import FakeBackend
 from agentlong.errors import ContextWindowExceeded, InputError, ParseError
 from agentlong.events import CitationFound, Notice, Progress, StepDone, TextDelta
 from agentlong.graphs.writer import WriterOptions, check_writable, plan_only, write
-from agentlong.graphs.writer_plan import (MAX_WORDS, MIN_WORDS, Outline, normalize_outline, parse_outline_text,
+from agentlong.graphs.writer_plan import (MAX_WORDS, MIN_WORDS, normalize_outline, parse_outline_text,
                                           plan_more, rescale, section_count)
 from agentlong.graphs.writer_text import clean_section, dedupe, tail, trim_to
 from agentlong.wordcount import count_words, length_score, within

@@ -100,7 +100,10 @@ def _output(answer: Answer, as_json: bool) -> None:
 
 def format_answer(answer: Answer, width: int = 100) -> str:
     """The answer text, then one block per citation: ``[n] file:line`` and the quoted text."""
-    lines = [answer.text.strip(), ""]
+    lines = [answer.text.strip()]
+    if answer.found and answer.basis == "read":
+        lines.append("(no sentence was selected as the answer; answered from the text read)")
+    lines.append("")
     if answer.citations:
         lines.append("Sources:")
         for c in answer.citations:

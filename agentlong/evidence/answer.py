@@ -41,6 +41,7 @@ class Result:
     found: bool
     citations: list[Citation] = field(default_factory=list)
     detail: str = ""
+    basis: str = "selected"  # "read": nothing was selected; written from the units read
 
 
 def not_found(detail: str) -> Result:

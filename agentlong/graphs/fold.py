@@ -29,6 +29,7 @@ units that matter most, a summary of the asked length citing them).
 from __future__ import annotations
 
 import operator
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -44,6 +45,7 @@ from ..evidence.budget import answer_reserve, read_tokens, select_fixed, summary
 from ..evidence.hops import bridge_terms
 from ..evidence.select import Mode, select
 from ..evidence.units import Unit, split_units
+from ..lexical import stems
 from ..llm import LLM, metered
 from ..packing import SAFETY, prompt_budget
 from ..types import Answer, Chunk, Document, TraceStep
@@ -163,8 +165,22 @@ def reduce_units(llm: LLM, question: str, mode: Mode, rows: list[dict], budget: 
     return [r for r in rows if (r["unit"]["doc_id"], r["unit"]["char_start"]) in keys]
 
 
-def picked_answer(llm: LLM, question: str, mode: Mode, rows: list[dict], words: int) -> Result:
-    """The answer step over picked rows, for any strategy."""
+def picked_answer(llm: LLM, question: str, mode: Mode, rows: list[dict], words: int,
+                  read: Sequence[Unit] = ()) -> Result:
+    """The answer step over picked rows, for any strategy.
+
+    A fact question where no reading selected anything (the answer is no phrase of the text: "why…",
+    a choice among options) is answered from ``read``, the units that were read (retrieved passages,
+    or a whole short text), those sharing most words with the question first; the result's ``basis``
+    is then "read", and ``auto`` goes on to a full read in order before settling for it."""
+    if mode == "fact" and not rows and read:
+        asked = stems(question)
+        ranked = sorted(read, key=lambda u: -len(asked & stems(u.text)))
+        rows = [{"unit": u.model_dump(), "label": "", "score": 0} for u in ranked]
+        result = picked_answer(llm, question, mode, rows, words)
+        result.basis = "read"
+        result.detail = f"nothing was selected; answered from the {len(read)} units read: {result.detail}"
+        return result
     if mode == "aggregate":
         units = [Unit(**r["unit"]) for r in rows]
         return answer_aggregate(question, units, [r["label"] for r in rows])
@@ -181,12 +197,13 @@ def picked_answer(llm: LLM, question: str, mode: Mode, rows: list[dict], words: 
     return answer_fact(llm, question, units, max_tokens=reserve)
 
 
-def answer_update(ctx: RunContext, question: str, mode: Mode, rows: list[dict], words: int) -> dict:
+def answer_update(ctx: RunContext, question: str, mode: Mode, rows: list[dict], words: int,
+                  read: Sequence[Unit] = ()) -> dict:
     """The state update of an answer node (fold and retrieval alike)."""
     with metered() as meter:
-        result = picked_answer(ctx.llm, question, mode, rows, words)
+        result = picked_answer(ctx.llm, question, mode, rows, words, read)
     ctx.emit(StepDone(step="answer", detail=result.detail, usage=meter.usage))
-    return {"answer": {"text": result.text, "found": result.found,
+    return {"answer": {"text": result.text, "found": result.found, "basis": result.basis,
                        "citations": [c.model_dump() for c in result.citations]},
             "trace": [TraceStep(step="answer", detail=result.detail, usage=meter.usage).model_dump()]}
 
@@ -283,5 +300,5 @@ def to_answer(ctx: RunContext, question: str, strategy: str, state: dict) -> Ans
         ctx.emit(CitationFound(citation=citation))
     evidence = [Unit(**r["unit"]).evidence() for r in state.get("picked", [])]
     return Answer(question=question, text=result["text"], strategy=strategy, found=result["found"],
-                  citations=citations, evidence=sorted(evidence, key=lambda e: (e.source, e.char_start)),
+                  basis=result.get("basis", "selected"), citations=citations, evidence=sorted(evidence, key=lambda e: (e.source, e.char_start)),
                   usage=ctx.llm.usage, trace=[TraceStep(**t) for t in state.get("trace", [])])

@@ -130,13 +130,13 @@ def _finish(ctx: RunContext, question: str, mode: str, units: list[Unit], words:
     if mode == "summary":
         rows = [{"unit": u.model_dump(), "label": "", "score": 5} for u in units]
     with metered() as meter:
-        result = picked_answer(ctx.llm, question, mode, rows, words)  # type: ignore[arg-type]
+        result = picked_answer(ctx.llm, question, mode, rows, words, units)  # type: ignore[arg-type]
     for citation in result.citations:
         ctx.emit(CitationFound(citation=citation))
     detail = "; ".join([*notes, result.detail])
     ctx.emit(StepDone(step="answer", detail=detail, usage=meter.usage))
     evidence = [Unit(**r["unit"]).evidence() for r in rows] if mode != "summary" else \
         [c.evidence for c in result.citations]
-    return Answer(question=question, text=result.text, strategy="full", found=result.found,
+    return Answer(question=question, text=result.text, strategy="full", found=result.found, basis=result.basis,  # type: ignore[arg-type]
                   citations=result.citations, evidence=evidence, usage=ctx.llm.usage,
                   trace=[*(steps or []), TraceStep(step="answer", detail=detail, usage=meter.usage)])

@@ -9,8 +9,10 @@ when a step finds nothing:
 - a question about the whole text (summaries, themes, how something changes) → ``coa``;
 - otherwise a fact question ("how many rooms did the inn have" included) → ``rtr``, retrieval with
   up to three hops.
-- ``full`` or ``rtr`` finding nothing escalates to a full read in order (``coa``), which carries
-  the names it selects forward to later parts.
+- ``full`` or ``rtr`` finding nothing, or selecting nothing and answering only from the text
+  read (``Answer.basis == "read"``), escalates to a full read in order (``coa``), which carries
+  the names it selects forward to later parts; when that finds nothing either, the answer from the
+  text read stands.
 
 The user may force any strategy (then nothing escalates); the route, each escalation and its reason
 are in ``Answer.strategy_reason`` and the trace. ``source`` is a file, a folder, a list of paths or
@@ -221,20 +223,27 @@ def ask(app: "Agentlong", source: Any, question: str, *, strategy: str = "auto",
             chosen, reason = classify(ctx, question) or (chosen, reason)
     ctx.emit(Notice(level="info", message=f"strategy {chosen}: {reason}"))
     answer = _dispatch(app, ctx, chosen, resolved, docs, question, k=k, checkpoint=checkpoint)
-    if strategy == "auto" and not answer.found and chosen in ("full", "rtr"):
-        chosen, reason, answer = _escalate(app, ctx, chosen, reason, resolved, docs, question, checkpoint)
+    if strategy == "auto" and (not answer.found or answer.basis == "read") and chosen in ("full", "rtr"):
+        chosen, reason, answer = _escalate(app, ctx, chosen, reason, resolved, docs, question, checkpoint, answer)
     return _finish(app, ctx, answer, chosen, reason, started, started_at)
 
 
 def _escalate(app: "Agentlong", ctx: RunContext, chosen: str, reason: str, resolved: Resolved,
-              docs: list[Document], question: str, checkpoint: bool | Path) -> tuple[str, str, Answer]:
-    """``full`` or ``rtr`` found nothing: read the whole text in order, in selection-sized parts."""
-    why = f"{reason}; {chosen} found nothing → coa: read every part in order"
-    ctx.emit(Notice(level="info", message=f"escalating: {chosen} found nothing; reading the whole text in order"))
+              docs: list[Document], question: str, checkpoint: bool | Path,
+              first: Answer) -> tuple[str, str, Answer]:
+    """``full`` or ``rtr`` selected nothing: read the whole text in order, in selection-sized parts.
+    When that finds nothing either, ``first`` stands if it was answered from the text read."""
+    what = "found nothing" if not first.found else "selected nothing"
+    why = f"{reason}; {chosen} {what} → coa: read every part in order"
+    ctx.emit(Notice(level="info", message=f"escalating: {chosen} {what}; reading the whole text in order"))
     docs = docs or load_documents(app, resolved, ctx.emit)
     from . import chain_of_agents
 
-    return "coa", why, chain_of_agents.run(ctx, docs, question, task="qa", checkpoint=checkpoint)
+    answer = chain_of_agents.run(ctx, docs, question, task="qa", checkpoint=checkpoint)
+    if not answer.found and first.found:
+        why += f"; coa found nothing either → the {chosen} answer from the text read"
+        return chosen, why, first.model_copy(update={"usage": answer.usage, "trace": first.trace + answer.trace})
+    return "coa", why, answer
 
 
 def summarize(app: "Agentlong", source: Any, *, words: int = 300, strategy: str = "auto", emit: Emit | None = None,

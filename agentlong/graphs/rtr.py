@@ -4,7 +4,8 @@ retrieve (dense + BM25 fused with RRF, unseen chunks, in document order, touchin
 into passages) → read (one selection call per passage: the model picks unit ids and scores the
 passage) → hop (names in the units just selected that the question does not have form the next
 query; up to ``MAX_HOPS`` rounds, stopping when a round adds nothing) → answer (a brief answer
-citing the selected units, or a count computed in code). Nothing selected → "not found".
+citing the selected units, or a count computed in code). Nothing selected: a fact question is
+answered from the passages read (``Answer.basis == "read"``), a count or list is "not found".
 
 >>> from agentlong.backends.fake import FakeBackend
 >>> from agentlong.graphs.common import RunContext
@@ -133,7 +134,10 @@ def hop(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
 
 
 def answer(state: RtrState, runtime: Runtime[RtrContext]) -> dict[str, Any]:
-    return answer_update(runtime.context, state["question"], state["mode"], state.get("picked", []), 0)  # type: ignore[arg-type]
+    """The answer from the selected units; with none selected, from the passages read."""
+    read = [u for p in state.get("passages", []) for u in units_of([Chunk(**c) for c in p["chunks"]])]
+    return answer_update(runtime.context, state["question"], state["mode"], state.get("picked", []), 0,  # type: ignore[arg-type]
+                         read)
 
 
 def after_read(state: RtrState) -> str:
