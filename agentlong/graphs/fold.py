@@ -29,7 +29,6 @@ units that matter most, a summary of the asked length citing them).
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
@@ -41,8 +40,16 @@ from langgraph.types import Send
 from ..errors import InputError
 from ..events import CitationFound, Notice, Progress, StepDone
 from ..evidence.aggregate import is_aggregation
-from ..evidence.answer import Result, answer_aggregate, answer_fact, fit_units, not_found, write_summary
+from ..evidence.answer import (
+    Result,
+    answer_aggregate,
+    answer_fact,
+    fit_units,
+    not_found,
+    write_summary,
+)
 from ..evidence.budget import answer_reserve, read_tokens, select_fixed, summary_tokens
+from ..evidence.cite import MARKER
 from ..evidence.hops import bridge_terms
 from ..evidence.select import Mode, select
 from ..evidence.units import Unit, split_units
@@ -179,7 +186,7 @@ def picked_answer(llm: LLM, question: str, mode: Mode, rows: list[dict], words: 
         ranked = sorted(read, key=lambda u: -len(asked & stems(u.text)))
         rows = [{"unit": u.model_dump(), "label": "", "score": 0} for u in ranked]
         result = picked_answer(llm, question, mode, rows, words)
-        said = {w for w in stems(re.sub(r"\[\d+\]", " ", result.text)) if len(w) > 1}
+        said = {w for w in stems(MARKER.sub(" ", result.text)) if len(w) > 1}
         if result.found and said and said <= asked:  # "Lisbon harbour" for "...parrot in Lisbon harbour?"
             result = not_found("the answer from the units read only repeats words of the question")
         result.basis = "read"
