@@ -20,6 +20,7 @@ __all__ = [
     "StoreError",
     "GraphError",
     "missing_dependency",
+    "debug_traceback",
 ]
 
 
@@ -87,3 +88,13 @@ def missing_dependency(module: str, extra: str) -> ConfigError:
         f"the optional dependency {module!r} is not installed",
         hint=f"run: pip install 'agentlong[{extra}]'",
     )
+
+
+def debug_traceback() -> None:
+    """Print the traceback of the exception being handled, only when ``AGENTLONG_DEBUG`` is set."""
+    import os
+
+    if os.environ.get("AGENTLONG_DEBUG"):
+        import traceback
+
+        traceback.print_exc()

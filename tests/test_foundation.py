@@ -306,3 +306,24 @@ def test_import_agentlong_stays_light():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_failing_listener_is_reported_once_and_the_work_goes_on(capsys, monkeypatch):
+    from agentlong.events import EventBus, Notice
+
+    monkeypatch.delenv("AGENTLONG_DEBUG", raising=False)
+    seen: list = []
+
+    def broken(event):
+        raise ValueError("display gone")
+
+    bus = EventBus([broken, seen.append])
+    bus(Notice(message="one"))
+    bus(Notice(message="two"))
+    err = capsys.readouterr().err
+    assert [e.message for e in seen] == ["one", "two"]  # the next listener still hears every event
+    assert err.count("\n") == 1 and "broken failed on a notice event (ValueError: display gone)" in err
+    assert bus.failures == {id(broken): 2}
+    monkeypatch.setenv("AGENTLONG_DEBUG", "1")
+    EventBus([broken])(Notice(message="three"))
+    assert "Traceback" in capsys.readouterr().err

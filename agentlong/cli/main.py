@@ -13,7 +13,7 @@ import os
 import sys
 
 from .. import __version__
-from ..errors import AgentlongError
+from ..errors import AgentlongError, debug_traceback
 
 COMMANDS = ["models", "index", "ask", "write", "chat", "batch"]
 
@@ -28,13 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"agentlong.cli.cmd_{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"agentlong.cli.cmd_{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"agentlong.cli.cmd_{name}").register(sub)
     return parser
 
 
@@ -47,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except AgentlongError as exc:
-        _debug_traceback()
+        debug_traceback()
         print(f"agentlong: error: {exc.one_line()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -57,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # last line of defence: still one line
-        _debug_traceback()
+        debug_traceback()
         settings_error = _settings_error(exc)
         if settings_error is not None:
             print(f"agentlong: error: {settings_error.one_line()}", file=sys.stderr)
@@ -88,13 +82,6 @@ def _settings_error(exc: Exception) -> AgentlongError | None:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
         return ConfigError(f"invalid settings: {problems}", hint=hint)
     return None
-
-
-def _debug_traceback() -> None:
-    if os.environ.get("AGENTLONG_DEBUG"):
-        import traceback
-
-        traceback.print_exc()
 
 
 if __name__ == "__main__":  # pragma: no cover
