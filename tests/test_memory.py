@@ -312,12 +312,43 @@ def test_backend_dying_mid_answer_marks_the_turn_failed_and_the_session_goes_on(
     assert chat.memory_stats().failed == 1
 
 
-def test_non_agentlong_exception_becomes_a_backend_error():
+def test_a_lost_connection_becomes_a_backend_error():
     fb = FakeBackend(mode="keyed", default=ConnectionResetError("peer reset"))
     chat = make_chat(make_app(fb))
     with pytest.raises(BackendError, match="failed mid-answer"):
         chat.send("hello")
     assert chat.history()[0].status == "failed"
+
+
+def test_a_bug_is_not_relabelled_as_the_model_failing():
+    fb = FakeBackend(mode="keyed", default=KeyError("choices"))
+    chat = make_chat(make_app(fb))
+    with pytest.raises(KeyError):  # the CLI shows it as an internal error to report, not a model failure
+        chat.send("hello")
+    assert chat.history()[0].status == "failed"
+
+
+def test_a_backend_that_is_down_is_not_hidden_by_the_memory_decision(monkeypatch):
+    from agentlong.errors import BackendUnavailable, ParseError
+    from agentlong.memory.controller import decide_by_rules
+
+    chat = make_chat(make_app(FakeBackend(mode="echo")))
+    controller = chat.controller
+    question = "What colour should the fence be?"
+    assert decide_by_rules(question, has_archive=True).use_memory is None  # the model decides this one
+    monkeypatch.setattr(controller.cfg, "decide_with_model", True)
+
+    class Failing:
+        def __init__(self, exc):
+            self.exc = exc
+
+        def call_json(self, *a, **k):
+            raise self.exc
+
+    fallback = controller.decide(Failing(ParseError("not JSON")), question, has_archive=True)
+    assert fallback.by != "model"  # an unusable reply: the rules decide
+    with pytest.raises(BackendUnavailable):
+        controller.decide(Failing(BackendUnavailable("server down")), question, has_archive=True)
 
 
 def test_stopping_a_stream_keeps_the_turn_as_interrupted():

@@ -25,7 +25,7 @@ from ..events import CitationFound, Emit, EventBus, Notice, StepDone, TextDelta
 from ..llm import LLM
 from ..types import Citation, Usage
 from .archive import Archive
-from .controller import FOLLOW_UP, SMALL_TALK, Budget, MemoryController, MemoryRef
+from .controller import FOLLOW_UP, OPTIONAL_STEP_ERRORS, SMALL_TALK, Budget, MemoryController, MemoryRef
 from .stream import SessionDB, SessionInfo, Turn, sessions_path, valid_session_name
 from .transcript import transcript_markdown
 
@@ -313,10 +313,11 @@ class Chat:
             raise
         except Exception as exc:
             self._store(question, reply, "".join(parts), "failed", llm, started, error=exc)
-            if isinstance(exc, AgentlongError):
-                raise
-            raise BackendError(f"the model failed mid-answer ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})",
-                               hint="the turn is kept, marked failed; send the message again") from exc
+            if isinstance(exc, OSError):  # the connection under a backend; anything else is ours to fix
+                raise BackendError(f"the model failed mid-answer ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())[:200]})",
+                                   hint="the turn is kept, marked failed; send the message again") from exc
+            raise
         turn = self._store(question, reply, "".join(parts), "ok", llm, started)
         try:
             self.controller.maybe_summarize(llm, turn)
@@ -377,7 +378,7 @@ class Chat:
         try:
             out = llm.call_json("chat_condense", _Standalone, max_tokens=min(160, llm.tokens(question) * 3 + 48),
                                 system=None, turns=turns, question=question)
-        except AgentlongError:
+        except OPTIONAL_STEP_ERRORS:
             return question
         rewritten = " ".join(out.question.split())
         return rewritten if 0 < len(rewritten) <= 4 * len(question) + 200 else question

@@ -28,13 +28,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..errors import AgentlongError, InputError
+from ..errors import ContextWindowExceeded, InputError, ParseError
 from ..llm import LLM
 from ..packing import SAFETY, prompt_budget, truncate_to_tokens
 from ..settings import MemorySettings
 from ..types import Message
 from .archive import Archive
 from .stream import SessionDB, Turn
+
+# an optional model step (the memory decision, a turn summary, a follow-up rewrite) falls back on
+# these: the reply was unusable or too big. A backend that is down or rate-limited is never hidden.
+OPTIONAL_STEP_ERRORS = (ParseError, ContextWindowExceeded)
 
 __all__ = ["MemoryController", "MemoryRef", "Budget", "Decision", "Plan", "decide_by_rules", "make_budget"]
 
@@ -217,7 +221,7 @@ class MemoryController:
             return decision
         try:
             need = llm.call_json("memory_decide", MemoryNeed, max_tokens=16, system=None, question=question)
-        except AgentlongError:
+        except OPTIONAL_STEP_ERRORS:  # an unusable reply; a backend that is down still says so
             return decision  # the gate decides
         return Decision(use_memory=need.needs_memory, reason="the model decided", by="model")
 
@@ -277,7 +281,7 @@ class MemoryController:
         try:
             result = llm.call_json("memory_summarize", Summary, max_tokens=max_tokens,
                                    words=self.cfg.summary_words, document=document)
-        except AgentlongError:
+        except OPTIONAL_STEP_ERRORS:
             return turn  # a turn without a summary still works: it is cut when it must be
         summary = " ".join(result.summary.split())
         if not summary:
