@@ -180,6 +180,17 @@ def test_input_errors_are_not_retried(tmp_path):
     assert summary.failed == 1 and rec["attempts"] == 1 and rec["error"].startswith("InputError")
 
 
+def test_a_bug_in_a_task_keeps_its_traceback_in_the_record(tmp_path):
+    make_docs(tmp_path / "docs", 1)
+    spec = parse_spec(spec_dict(tmp_path, retries=2), "job.json", tmp_path)
+    app, _ = extract_app(default=KeyError("choices"))  # not an AgentlongError: agentlong's own bug
+    summary = run(spec, app=app)
+    rec = lines(spec.output_path())[0]
+    assert summary.failed == 1 and rec["attempts"] == 1 and rec["error"].startswith("KeyError")
+    assert "Traceback (most recent call last)" in rec["extra"]["traceback"]
+    assert "KeyError: 'choices'" in rec["extra"]["traceback"]
+
+
 def test_long_document_is_extracted_per_chunk_within_the_window_and_merged(tmp_path):
     from agentlong.batch.extract import extract
     from agentlong.errors import ParseError

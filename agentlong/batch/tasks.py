@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import (AgentlongError, BackendError, BackendUnavailable, ConfigError, ContextWindowExceeded,
-                      InputError, PromptError)
+                      InputError, PromptError, debug_traceback)
 from ..events import Emit, Notice
 from ..llm import metered
 from ..types import Usage
@@ -109,6 +109,15 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
+def _bug_trace(exc: BaseException) -> dict[str, str]:
+    """A failure that is not an AgentlongError is a bug: its record keeps the traceback to report."""
+    if isinstance(exc, AgentlongError):
+        return {}
+    import traceback
+
+    return {"traceback": "".join(traceback.format_exception(exc))[-4000:]}
+
+
 def execute_unit(
     app: "Agentlong",
     spec: BatchSpec,
@@ -133,7 +142,8 @@ def execute_unit(
             try:
                 result = run_task(app, spec, unit, path or unit.path)
                 error = None
-            except Exception as exc:  # one document's failure must not stop the job
+            except Exception as exc:  # one document's failure must not stop the job; the record says why
+                debug_traceback()
                 error = exc
         if error is None:
             result["usage"] = spent + (result.get("usage") or step.usage)
@@ -142,7 +152,8 @@ def execute_unit(
         if isinstance(error, FATAL) and (attempts > spec.retries or not is_transient(error)):
             raise error
         if attempts > spec.retries or not is_transient(error):
-            return _record(app, unit, "failed", attempts, started, usage=spent, error=_error_line(error))
+            return _record(app, unit, "failed", attempts, started, usage=spent, error=_error_line(error),
+                           extra=_bug_trace(error))
         delay = spec.backoff_s * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
         if emit:
             emit(Notice(level="warning", message=f"retry {attempts}/{spec.retries} of {unit.document} "

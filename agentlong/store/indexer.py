@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import InputError
+from ..errors import InputError, debug_traceback
 from ..events import Emit
 from ..types import Chunk, Document
 from .corpus import (GROUP_CHUNKS, IndexReport, Skip, chunk_metadata, collection_for, mismatch_error, new_info,
@@ -165,6 +165,7 @@ class Indexer:
             try:
                 chunks = chunk_document(doc, self.chunk_tokens, self.embedder.count_tokens)
             except Exception as exc:  # one odd file must not stop the others; say why it was left out
+                debug_traceback()
                 self._skip(doc.source, f"could not chunk: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}")
                 continue
             if not chunks:
