@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ..lexical import content_words, stems
 from ..types import Citation, Evidence
 
-__all__ = ["NOT_FOUND", "says_not_found", "grounded", "attribute", "number_citations", "MARKER"]
+__all__ = ["NOT_FOUND", "says_not_found", "grounded", "on_topic", "attribute", "number_citations", "MARKER"]
 
 NOT_FOUND = "The documents do not contain an answer to this question."
 MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
@@ -60,6 +60,28 @@ def grounded(answer: str, question: str, evidence: Sequence[Evidence]) -> bool:
         return True
     seen = set().union(*(_stems(e.quote) for e in evidence)) if evidence else set()
     return bool(new & seen)
+
+
+def on_topic(answer: str, question: str, evidence: Sequence[Evidence]) -> bool:
+    """For an answer written from passages nobody selected: it must say something the question does
+    not, and the passages holding its own words must be about the question (share a content word
+    with it). An option letter or a bare number passes; an answer that only echoes the question, or
+    copies a sentence about something else, does not.
+
+    >>> ev = [Evidence(quote="The parrot was called Biscuit.", doc_id="d", source="s", char_start=0, char_end=30),
+    ...       Evidence(quote="The party made camp by the forest.", doc_id="d", source="s", char_start=31, char_end=65)]
+    >>> q = "What was the parrot's name in Lisbon harbour?"
+    >>> on_topic("Biscuit [1].", q, ev), on_topic("B", q, ev)
+    (True, True)
+    >>> on_topic("Lisbon harbour.", q, ev), on_topic("The party made camp by the forest.", q, ev)
+    (False, False)
+    """
+    said, asked = _stems(answer), _stems(question)
+    new = said - asked
+    if said and not new:
+        return False
+    holders = attribute(answer, question, evidence)
+    return not holders or any(_stems(evidence[n - 1].quote) & asked for n in holders)
 
 
 def attribute(answer: str, question: str, evidence: Sequence[Evidence]) -> list[int]:

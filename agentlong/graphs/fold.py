@@ -49,7 +49,7 @@ from ..evidence.answer import (
     write_summary,
 )
 from ..evidence.budget import answer_reserve, read_tokens, select_fixed, summary_tokens
-from ..evidence.cite import MARKER
+from ..evidence.cite import MARKER, on_topic
 from ..evidence.hops import bridge_terms
 from ..evidence.select import Mode, select
 from ..evidence.units import Unit, split_units
@@ -186,9 +186,8 @@ def picked_answer(llm: LLM, question: str, mode: Mode, rows: list[dict], words: 
         ranked = sorted(read, key=lambda u: -len(asked & stems(u.text)))
         rows = [{"unit": u.model_dump(), "label": "", "score": 0} for u in ranked]
         result = picked_answer(llm, question, mode, rows, words)
-        said = {w for w in stems(MARKER.sub(" ", result.text)) if len(w) > 1}
-        if result.found and said and said <= asked:  # "Lisbon harbour" for "...parrot in Lisbon harbour?"
-            result = not_found("the answer from the units read only repeats words of the question")
+        if result.found and not on_topic(MARKER.sub(" ", result.text), question, [c.evidence for c in result.citations]):
+            result = not_found("the answer from the units read echoes the question or rests on units not about it")
         result.basis = "read"
         result.detail = f"nothing was selected; answered from the {len(read)} units read: {result.detail}"
         return result
