@@ -90,3 +90,31 @@ def test_ray_job_stops_on_an_unreachable_server_like_the_local_one(ray_cluster, 
     with pytest.raises(BackendUnavailable):
         run(spec)
     assert status(spec)["pending"] == 2 and (tmp_path / "down.jsonl").read_text() == ""
+
+
+SECRET = "sk-live-do-not-leak-4f9a"
+
+
+def test_an_api_key_in_the_spec_reaches_workers_only_through_their_environment(ray_cluster, tmp_path):
+    """The key is in no shipped spec, no file the job wrote, and the workers' settings still hold it;
+    rotating it does not block the resume."""
+    import threading
+
+    from agentlong.batch.ray_executor import RayExecutor, portable_spec
+
+    data = make_job(tmp_path, 2, output="keyed.jsonl", settings={"openai": {"api_key": SECRET, "timeout_s": 30}})
+    spec = parse_spec(data, "job.json", tmp_path)
+    assert SECRET not in repr(spec) and SECRET not in json.dumps(portable_spec(spec))
+    assert run(spec).ok == 2
+    written = [p for root in (tmp_path, Path(__import__("os").environ["AGENTLONG_HOME"])) if root.exists()
+               for p in root.rglob("*") if p.is_file()]
+    assert written and not [p for p in written if SECRET.encode() in p.read_bytes()]
+    workers = RayExecutor(spec, lambda e: None, threading.Event())._workers()
+    keys = ray_cluster.get([w.__ray_call__.remote(lambda self: self.app.settings.openai.api_key.get_secret_value())
+                            for w in workers])
+    assert keys == [SECRET] * len(workers)
+    for w in workers:
+        ray_cluster.kill(w)
+    rotated = parse_spec({**data, "settings": {"openai": {"api_key": "sk-rotated", "timeout_s": 30}}}, "job.json", tmp_path)
+    again = run(rotated)
+    assert again.ran == 0 and again.done_before == 2

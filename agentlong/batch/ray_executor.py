@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import AgentlongError, BackendUnavailable, ConfigError, PromptError, missing_dependency
 from ..events import Emit, Notice
-from .spec import BatchSpec, ExtractTask
+from .spec import BatchSpec, ExtractTask, split_secrets
 from .tasks import Unit, failure_record
 
 __all__ = ["RayExecutor", "portable_spec"]
@@ -38,6 +38,7 @@ def _ray():
 def portable_spec(spec: BatchSpec) -> dict[str, Any]:
     """The spec as a mapping with schema files inlined, so workers need no access to them."""
     data = spec.model_dump(mode="json", by_alias=True)
+    data["settings"], _ = split_secrets(spec.settings)  # secrets travel in the runtime env: see _workers
     for i, task in enumerate(spec.tasks):
         if isinstance(task, ExtractTask) and task.schema_file:
             data["tasks"][i]["schema"] = spec.load_schema(task)
@@ -132,8 +133,10 @@ class RayExecutor:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         count = self.spec.ray_workers or max(1, min(self.spec.concurrency, int(cpus)))
         threads = max(1, math.ceil(self.spec.concurrency / count))
+        _, secrets = split_secrets(self.spec.settings)
         actor = ray.remote(_Worker).options(num_cpus=min(1.0, cpus / count), max_concurrency=threads,
-                                            max_restarts=2, max_task_retries=self.spec.retries)
+                                            max_restarts=2, max_task_retries=self.spec.retries,
+                                            **({"runtime_env": {"env_vars": secrets}} if secrets else {}))
         spec_data = portable_spec(self.spec)
         self.emit(Notice(message=f"ray: {count} worker(s) × {threads} thread(s) on {cpus:g} CPU(s)"))
         return [actor.remote(spec_data, str(self.spec.base_dir), self.spec.source) for _ in range(count)]

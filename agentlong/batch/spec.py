@@ -20,13 +20,13 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError, InputError
 
 __all__ = [
     "BatchSpec", "SummarizeTask", "AskTask", "ExtractTask", "WriteTask", "Task", "FakeOptions",
-    "load_spec", "parse_spec", "format_errors",
+    "load_spec", "parse_spec", "format_errors", "split_secrets",
 ]
 
 STRATEGIES = ("auto", "full", "rtr", "coa", "mapreduce")
@@ -141,6 +141,13 @@ class BatchSpec(_Strict):
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("settings", mode="after")
+    @classmethod
+    def _secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from ..settings import Settings
+
+        return _hide_secrets(value, Settings)
 
     @model_validator(mode="after")
     def _check(self) -> "BatchSpec":
@@ -298,6 +305,48 @@ def _parse_text(text: str, p: Path) -> Any:
     if data is None:
         raise ConfigError(f"{p.name}: the spec is empty", hint="run `agentlong batch init` for a commented example")
     return data
+
+
+def _hide_secrets(data: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """``data`` with the values of the model's ``SecretStr`` fields wrapped in ``SecretStr``: they stay
+    out of the spec's repr, its fingerprint (rotating a key does not block a resume) and its results,
+    while ``Settings`` still receives them.
+
+    >>> from agentlong.settings import Settings
+    >>> _hide_secrets({"openai": {"api_key": "sk-1", "timeout_s": 5}}, Settings)
+    {'openai': {'api_key': SecretStr('**********'), 'timeout_s': 5}}
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key)
+        kind = field.annotation if field else None
+        inner = [a for a in (getattr(kind, "__args__", None) or (kind,)) if isinstance(a, type)]
+        if isinstance(value, str) and SecretStr in inner:
+            value = SecretStr(value)
+        elif isinstance(value, dict) and inner and issubclass(inner[0], BaseModel):
+            value = _hide_secrets(value, inner[0])
+        out[key] = value
+    return out
+
+
+def split_secrets(data: dict[str, Any], prefix: str = "AGENTLONG_") -> tuple[dict[str, Any], dict[str, str]]:
+    """Settings overrides without their secrets, and the secrets as the environment variables that
+    ``Settings`` reads (how they reach Ray workers: in the runtime env, never in the shipped spec).
+
+    >>> split_secrets({"openai": {"api_key": SecretStr("sk-1"), "timeout_s": 5}})
+    ({'openai': {'timeout_s': 5}}, {'AGENTLONG_OPENAI__API_KEY': 'sk-1'})
+    """
+    public: dict[str, Any] = {}
+    env: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, SecretStr):
+            env[f"{prefix}{key}".upper()] = value.get_secret_value()
+        elif isinstance(value, dict):
+            public[key], more = split_secrets(value, f"{prefix}{key}__")
+            env.update(more)
+        else:
+            public[key] = value
+    return public, env
 
 
 def _check_settings(spec: BatchSpec) -> None:
