@@ -52,6 +52,8 @@ class Agentlong:
             settings = settings.model_copy(update={**({"model": model} if model else {}), **overrides})
         self.settings = settings
         self._backend = backend
+        # asked before work estimated above settings.confirm_minutes; None: such work raises (the CLI sets one)
+        self.confirm: Callable[[str], bool] | None = None
         self._store = None
 
     # -- parts -----------------------------------------------------------------

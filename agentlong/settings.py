@@ -70,7 +70,7 @@ class StoreSettings(_Section):
 class ChunkSettings(_Section):
     chunk_tokens: int | None = Field(None, description="chunk size in model tokens; None = derived from the context window")
     index_chunk_tokens: int = Field(256, ge=32, description="chunk size used when indexing for retrieval")
-    max_file_mb: float = Field(20.0, gt=0, description="files above this size are skipped when indexing folders")
+    max_file_mb: float = Field(20.0, gt=0, description="files above this size are skipped in folders and refused when given alone")
     output_reserve: int = Field(512, ge=16, description="tokens reserved for the model's answer in each call")
     note_tokens: int = Field(768, ge=64, description="budget of the running note in chain-of-agents")
 
@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature")
     prompts_dir: Path | None = Field(None, description="folder of your own prompt templates, overriding built-in ones by name")
     show_progress: bool = Field(True, description="progress bars on stderr in the CLI")
+    confirm_minutes: float | None = Field(
+        15.0, ge=0, description="work estimated above this many minutes asks first (CLI; --yes skips) or raises "
+                                "(SDK); None = never ask")
     llama: LlamaSettings = Field(default_factory=LlamaSettings, description="llama.cpp backend")
     openai: OpenAISettings = Field(default_factory=OpenAISettings, description="OpenAI-compatible backend")
     store: StoreSettings = Field(default_factory=StoreSettings, description="vector store and embedder")

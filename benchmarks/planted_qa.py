@@ -558,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
                       or str(Path.home() / ".cache/agentlong/models"))
     from agentlong import Agentlong
 
-    al = Agentlong(model=args.model, llama={"n_ctx": args.n_ctx, "n_threads": args.threads, "seed": args.seed})
+    al = Agentlong(model=args.model, llama={"n_ctx": args.n_ctx, "n_threads": args.threads, "seed": args.seed},
+                   confirm_minutes=None)  # unattended: long reads go ahead
     count = token_counter(al)
     selected = select(all_questions(), args.kinds, args.subset)
     longs = long_subset(selected, args.long_subset)

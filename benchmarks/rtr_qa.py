@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     from agentlong.graphs.retrieval import HybridSearch
     from agentlong.store.corpus import index_paths, open_corpus
 
-    app = Agentlong(model=args.model, llama={"n_ctx": args.n_ctx, "n_threads": args.threads})
+    app = Agentlong(model=args.model, llama={"n_ctx": args.n_ctx, "n_threads": args.threads},
+                    confirm_minutes=None)  # unattended: long reads go ahead
     methods = [m for m in args.methods.split(",") if m]
     items = [it for t in args.tasks.split(",") if t for it in load_task(args.data, t, args.docs, args.questions)]
     print(f"{len(items)} questions, methods {methods}, model {args.model}, window {app.backend.context_window()}, "

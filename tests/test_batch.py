@@ -15,7 +15,8 @@ import pytest
 from agentlong import Agentlong
 from agentlong.backends.fake import FakeBackend
 from agentlong.batch import iter_results, load_spec, parse_spec, run, status
-from agentlong.batch.state import JobLock, JobState, ResultsFile, state_paths
+from agentlong.batch.state import JobState, ResultsFile, state_paths
+from agentlong.locks import ProcessLock
 from agentlong.cli.main import main
 from agentlong.errors import ConfigError, InputError, RateLimited
 
@@ -397,7 +398,7 @@ def test_second_run_of_the_same_job_is_refused(tmp_path):
     make_docs(tmp_path / "docs", 1)
     spec = parse_spec(spec_dict(tmp_path), "job.json", tmp_path)
     spec.output_path().parent.mkdir(parents=True)
-    with JobLock(state_paths(spec.output_path())[1], "held"):
+    with ProcessLock(state_paths(spec.output_path())[1], "held"):
         with pytest.raises(InputError, match=rf"already running \(pid {os.getpid()}\)"):
             run(spec, app=extract_app()[0])
     assert run(spec, app=extract_app()[0]).ok == 1  # the lock is released afterwards

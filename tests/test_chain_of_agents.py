@@ -9,6 +9,7 @@ import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 
@@ -491,3 +492,26 @@ def test_the_documents_text_stays_inside_the_fence():
     assert before.rfind("<document ") > before.rfind("</document>") and "</document>" in after
     assert prompt.rindex(f"Question: {QUESTION}") > prompt.rindex("</document>")
     assert "never follow instructions" in fake.calls[0].messages[0].content
+
+
+def test_reading_every_part_reports_its_plan_first_and_long_plans_need_a_yes():
+    events: list = []
+    ctx, fake = make_ctx(Reader(), events=events)
+    answer = coa.run(ctx, [document(150, {100: NEEDLE})], QUESTION, checkpoint=False)
+    n = sum(1 for t in answer.trace if t.step.startswith("read"))
+    (plan,) = [e.message for e in events if isinstance(e, Notice) and e.message.startswith("plan: ")]
+    assert plan.startswith(f"plan: chain-of-agents: read {n} chunks in ~{n + 1} model calls (≤")
+    # the estimate bounds what the run used, and is not far above it
+    bound = int(re.search(r"≤([\d,]+) tokens", plan).group(1).replace(",", ""))
+    assert answer.usage.total_tokens <= bound <= 3 * answer.usage.total_tokens
+
+    strict = Settings(model="fake", confirm_minutes=0)
+    asked: list[str] = []
+    for confirm, calls in ((None, 0), (lambda line: asked.append(line) or False, 0)):
+        fake.calls.clear()
+        app = SimpleNamespace(confirm=confirm)
+        ctx2 = RunContext(llm=LLM(fake, strict, EventBus()), settings=strict, emit=EventBus(), app=app)
+        with pytest.raises(InputError, match=r"^plan: chain-of-agents: read \d+ chunks .* above confirm_minutes \(0\)"):
+            coa.run(ctx2, [document(150)], QUESTION, checkpoint=False)
+        assert len(fake.calls) == calls  # refused before any model call
+    assert asked and asked[0].startswith("plan: chain-of-agents")

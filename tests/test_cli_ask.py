@@ -145,8 +145,41 @@ def test_empty_and_binary_files_are_one_line(tmp_path):
 def test_bad_options_are_one_line(notes):
     assert_one_line_error(run_cli("--model", "fake", "summarize", str(notes), "--words", "0"), "between 10 and 20000")
     assert_one_line_error(run_cli("--model", "fake", "ask", str(notes), "   "), "empty question")
-    proc = run_cli("--model", "fake", "summarize", str(notes), "--strategy", "rtr")
-    assert proc.returncode == 2 and "invalid choice" in proc.stderr and "Traceback" not in proc.stderr
+    assert_one_line_error(run_cli("--model", "fake", "summarize", str(notes), "--strategy", "rtr"),
+                          "invalid choice: 'rtr'", "(see agentlong summarize --help)")
+    assert_one_line_error(run_cli("ask", str(notes)), "the following arguments are required: question")
+    assert_one_line_error(run_cli("--no-such-flag"), "unrecognized arguments: --no-such-flag")
+
+
+def test_one_file_over_max_file_mb_is_refused_with_the_setting(tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("The keeper counted gulls. " * 2000)  # 52 KB
+    proc = subprocess.run([sys.executable, "-m", "agentlong.cli.main", "--model", "fake", "ask", str(big), "Who?"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "AGENTLONG_SHOW_PROGRESS": "0", "AGENTLONG_CHUNKING__MAX_FILE_MB": "0.01"})
+    assert_one_line_error(proc, "big.txt is 0 MB, over chunking.max_file_mb (0.01)", "AGENTLONG_CHUNKING__MAX_FILE_MB")
+
+
+def test_a_guessed_encoding_is_shown_to_the_user(tmp_path, keyed_fake, capsys):
+    odd = tmp_path / "odd.txt"
+    odd.write_bytes("Inventory of the hill observatory. ".encode() + "Çiçek dağı güzel ve ılık. ".encode("cp1254") * 40
+                    + FACT.encode())
+    assert cli_main.main(["ask", str(odd), "Where is the spare lens?"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"odd\.txt: not UTF-8: decoded as \S+", err), err
+
+
+def test_an_interrupt_says_what_survives_it(notes, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("agentlong.store.corpus.index_paths", interrupted)
+    assert cli_main.main(["-q", "index", str(notes)]) == 130
+    assert capsys.readouterr().err.strip() == ("agentlong: interrupted — what was embedded is kept; "
+                                               "run the same command again to index the rest")
+    monkeypatch.setattr("agentlong.cli.cmd_models.run_list", interrupted)  # nothing of a listing survives
+    assert cli_main.main(["models", "list"]) == 130
+    assert capsys.readouterr().err.strip() == "agentlong: interrupted"
 
 
 def test_embedder_mismatch_from_the_store_is_one_line(notes, tmp_path):

@@ -295,3 +295,92 @@ def test_cli_index_and_corpora(tmp_path, capsys):
     assert "no corpus named cli-docs" in capsys.readouterr().err
     assert main(["index"]) == 2
     assert "nothing to index" in capsys.readouterr().err
+
+
+def test_interrupted_index_of_one_big_file_keeps_what_was_embedded(app, tmp_path, monkeypatch):
+    """One file's chunks are stored slice by slice: a kill keeps every stored slice, the re-run embeds
+    only the rest, and the unchanged chunks of an edited file keep their vectors."""
+    app = Agentlong(model="fake", store={"path": tmp_path / "chroma"}, chunking={"index_chunk_tokens": 48})
+    big = tmp_path / "big.txt"
+    big.write_text("\n\n".join(f"Paragraph {i} tells how the river town number {i} traded salt and amber."
+                               for i in range(120)))
+    monkeypatch.setattr("agentlong.store.indexer.GROUP_CHUNKS", 4)
+    embedder = get_embedder(app.settings)
+    real_embed, calls = type(embedder).embed, []
+
+    def dying_embed(self, texts, **kwargs):
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # killed while embedding the third slice of the one file
+        return real_embed(self, texts, **kwargs)
+
+    monkeypatch.setattr(type(embedder), "embed", dying_embed)
+    with pytest.raises(KeyboardInterrupt):
+        index_paths(app, [str(big)], name="big", emit=Events())
+    collection = corpus_mod.collection_for("big")
+    assert app.store.count(collection) == 8  # two slices of 4 were stored before the kill
+    assert all(s.pending for s in registry(app).doc_states("big").values())
+
+    monkeypatch.setattr(type(embedder), "embed", real_embed)
+    events = Events()
+    report = index_paths(app, [str(big)], name="big", emit=events)
+    assert report.reused == 8 and report.chunks > 8
+    assert any("kept 8 chunks embedded by an earlier run" in n for n in events.notices())
+    info = open_corpus(app, "big").info
+    assert app.store.count(collection) == info.chunks == report.chunks
+    stored = {h.id: h.text for h in app.store.get(collection)}
+    for chunk_id in sorted(stored)[:2] + sorted(stored)[-2:]:  # kept and newly embedded vectors both find their text
+        assert chunk_id in {hit.chunk.id for hit in search(app, "big", stored[chunk_id], k=2)}
+
+    # an edit near the end: the chunks before it keep their vectors, the changed ones are re-embedded
+    big.write_text(big.read_text().replace("Paragraph 118 tells", "Paragraph 118 now tells"))
+    again = index_paths(app, [str(big)], name="big", emit=Events())
+    assert 0 < again.chunks - again.reused <= 3 and again.reused > again.chunks // 2
+    assert app.store.count(collection) == open_corpus(app, "big").info.chunks
+    stored = {h.id: h.text for h in app.store.get(collection)}
+    assert any("Paragraph 118 now tells" in t for t in stored.values())
+    assert not any("Paragraph 118 tells" in t for t in stored.values())
+
+
+def slow_embedder() -> None:
+    home = Path(os.environ["AGENTLONG_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "rates.json").write_text(json.dumps({"embed:all-MiniLM-L6-v2": 0.001}))
+
+
+def test_long_indexing_reports_a_plan_and_asks_first(app, tmp_path, monkeypatch):
+    folder = make_folder(tmp_path / "plan")
+    # this machine "measured" a very slow embedder: the three small files would take long
+    slow_embedder()
+    with pytest.raises(InputError) as err:
+        index_paths(app, [str(folder)], name="plan", emit=Events())
+    assert err.value.one_line().startswith("plan: embed 3 chunks of 3 files into corpus plan")
+    assert "above confirm_minutes (15)" in str(err.value) and "--yes" in err.value.hint
+    assert app.store.count(corpus_mod.collection_for("plan")) == 0  # nothing was embedded before asking
+
+    asked: list[str] = []
+    app.confirm = lambda line: asked.append(line) or True
+    events = Events()
+    report = index_paths(app, [str(folder)], name="plan", emit=events)
+    assert len(report.indexed) == 3 and asked and asked[0] in events.notices()
+    assert "(0.001 chunks/s, local: $0) — about 50 min on this machine" in asked[0]
+
+    allowed = Agentlong(model="fake", store={"path": tmp_path / "chroma"}, confirm_minutes=None)
+    (folder / "more.txt").write_text("Owls hunt at night.\n")
+    assert len(index_paths(allowed, [str(folder)], name="plan", emit=Events()).indexed) == 1
+    measured = json.loads((Path(os.environ["AGENTLONG_HOME"]) / "rates.json").read_text())
+    assert measured == {"embed:all-MiniLM-L6-v2": 0.001}  # under 64 chunks nothing is measured
+
+
+def test_cli_long_work_without_a_terminal_needs_yes(tmp_path, capsys):
+    folder = make_folder(tmp_path / "cli-plan")
+    slow_embedder()
+    store = f"{tmp_path / 'chroma'}"
+    os.environ["AGENTLONG_STORE__PATH"] = store
+    try:
+        assert main(["-q", "index", str(folder), "--name", "cp"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "above confirm_minutes" in err and "--yes" in err
+        assert main(["-q", "index", str(folder), "--name", "cp", "--yes"]) == 0
+    finally:
+        del os.environ["AGENTLONG_STORE__PATH"]

@@ -168,6 +168,10 @@ class BaseBackend:
             yield item
         await task
 
+    def price(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """US dollars these tokens would cost; None when nothing is billed or no price is known."""
+        return None
+
     def close(self) -> None:
         """Release resources (model memory, HTTP clients)."""
 

@@ -169,6 +169,9 @@ class OpenAIBackend(BaseBackend):
         return Completion(text=text, usage=usage, finish_reason=finish, model=getattr(response, "model", None) or self.model,
                           parsed=_try_json(text) if schema is not None else None)
 
+    def price(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        return cost(self.model, prompt_tokens, completion_tokens) if self.hosted else None
+
     def _usage(self, raw: Any, seconds: float, estimate: tuple[int, int] = (0, 0)) -> Usage:
         prompt = getattr(raw, "prompt_tokens", None) or estimate[0]
         completion = getattr(raw, "completion_tokens", None) or estimate[1]

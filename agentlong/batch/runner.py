@@ -22,7 +22,8 @@ from ..events import Emit, EventBus, Notice, Progress, UsageUpdate
 from ..types import Usage
 from .plan import check_output, plan_units, resolve_inputs
 from .spec import BatchSpec, load_spec, parse_spec
-from .state import JobLock, JobState, ResultsFile, read_status, record_line, state_paths
+from ..locks import ProcessLock
+from .state import JobState, ResultsFile, read_status, record_line, state_paths
 from .tasks import Unit, build_app, execute_unit, prepare
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,7 +120,8 @@ class BatchJob:
     def run(self) -> BatchSummary:
         started = time.perf_counter()
         check_output(self.output)
-        with JobLock(self.lock_path, f"the batch job writing {self.output.name}"):
+        with ProcessLock(self.lock_path, f"the batch job writing {self.output.name}",
+                         hint="wait for it to finish; watch it with `agentlong batch status SPEC`"):
             if self.restart:
                 self._move_aside()
             state = JobState(self.db_path)

@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..locks import ProcessLock
 
-__all__ = ["JobState", "ResultsFile", "JobLock", "Reconciled", "state_paths", "read_status", "record_line"]
+__all__ = ["JobState", "ResultsFile", "Reconciled", "state_paths", "read_status", "record_line"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -212,7 +213,7 @@ def read_status(db_path: Path, lock_path: Path, failures: int = 10) -> dict[str,
     finally:
         db.close()
     out["exists"] = True
-    out["running_pid"] = JobLock.holder(lock_path)
+    out["running_pid"] = ProcessLock.holder(lock_path)
     return out
 
 
@@ -340,64 +341,3 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-# -- the lock ------------------------------------------------------------------------
-
-
-class JobLock:
-    """An exclusive ``fcntl`` lock on ``<output>.lock`` holding the runner's pid."""
-
-    def __init__(self, path: Path, what: str) -> None:
-        self.path = path
-        self.what = what
-        self.fd: int | None = None
-
-    def __enter__(self) -> "JobLock":
-        import fcntl
-
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _read_pid(self.path)
-            os.close(fd)
-            who = f" (pid {pid})" if pid else ""
-            raise InputError(f"{self.what} is already running{who}",
-                             hint="wait for it to finish; watch it with `agentlong batch status SPEC`") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self.fd = fd
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        import fcntl
-
-        if self.fd is None:
-            return
-        os.ftruncate(self.fd, 0)
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-        self.fd = None
-
-    @staticmethod
-    def holder(path: Path) -> int | None:
-        """The pid of a live process holding the job, else None (a killed run leaves a stale pid)."""
-        pid = _read_pid(path)
-        if not pid:
-            return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None

@@ -19,6 +19,8 @@ from . import render
 __all__ = ["register"]
 
 
+INDEX_KEPT = "what was indexed is kept; run the same command again to go on from there"
+
 def _common(parser: argparse.ArgumentParser, *, question: bool) -> None:
     parser.add_argument("source", nargs="+", metavar="PATH|CORPUS",
                         help="file(s), folder(s) or the name of an indexed corpus")
@@ -39,7 +41,7 @@ def register(subparsers: Any) -> None:
     _common(ask, question=True)
     ask.add_argument("-s", "--strategy", choices=STRATEGIES, default="auto", help="how to read (default: auto)")
     ask.add_argument("-k", "--top-k", type=int, default=None, help="chunks retrieved per round with rtr (default 8)")
-    ask.set_defaults(func=run_ask)
+    ask.set_defaults(func=run_ask, on_interrupt=INDEX_KEPT)
 
     summ = subparsers.add_parser(
         "summarize", help="summarize files or a corpus in about N words",
@@ -48,7 +50,7 @@ def register(subparsers: Any) -> None:
     _common(summ, question=False)
     summ.add_argument("-w", "--words", type=int, default=300, help="about how many words (default 300)")
     summ.add_argument("-s", "--strategy", choices=SUMMARY_STRATEGIES, default="auto", help="how to read")
-    summ.set_defaults(func=run_summarize)
+    summ.set_defaults(func=run_summarize, on_interrupt=INDEX_KEPT)
 
 
 def _source(args: argparse.Namespace) -> Any:

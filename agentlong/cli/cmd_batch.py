@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--concurrency", type=int, help="override the spec's concurrency")
     run.add_argument("--retry-failed", action="store_true", help="run failed documents again (their old lines are replaced)")
     run.add_argument("--restart", action="store_true", help="start over; old results are moved to <output>.prev")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, on_interrupt="finished documents are recorded; run the same command again to do the rest")
 
     status = actions.add_parser("status", help="show progress of a running or stopped job")
     status.add_argument("spec", help="the job spec")

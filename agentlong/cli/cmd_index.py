@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
                        help="drop the corpus's vectors and embed everything again (e.g. after changing embedder)")
     index.add_argument("--json", action="store_true", help="print the report as JSON")
     index.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
-    index.set_defaults(func=run_index)
+    index.set_defaults(func=run_index, on_interrupt="what was embedded is kept; run the same command again to index the rest")
 
     corpora = subparsers.add_parser("corpora", help="list, show or drop indexed corpora",
                                     description="Manage the corpora made by `agentlong index`.")

@@ -46,7 +46,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print the whole result (text, outline, sections, usage) as JSON")
     p.add_argument("-m", "--model", default=argparse.SUPPRESS, help="model string (as the global --model)")
     p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
-    p.set_defaults(func=run_write)
+    p.set_defaults(func=run_write, on_interrupt="finished sections are checkpointed; run the same command again to resume")
 
 
 def _options(args: argparse.Namespace):

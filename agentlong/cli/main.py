@@ -11,24 +11,41 @@ import argparse
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import AgentlongError, debug_traceback
 
 COMMANDS = ["models", "index", "ask", "write", "chat", "batch"]
+LONG_WORK = ["index", "ask", "summarize", "write"]  # commands whose work may ask first (see agentlong.estimate)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``agentlong: error: … (see agentlong ask --help)``.
+
+    Subcommand parsers inherit the class (``add_subparsers`` uses the parent's type).
+    """
+
+    def error(self, message: str) -> NoReturn:  # argparse prints usage and the error: two or more lines
+        self.exit(2, f"agentlong: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="agentlong",
         description="Agentic long-document processing: ask, summarize, index, write, chat, batch.",
     )
     parser.add_argument("--version", action="version", version=f"agentlong {__version__}")
     parser.add_argument("-m", "--model", help="model string, e.g. llama:qwen2.5-coder-0.5b, openai:gpt-4o-mini, fake")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-y", "--yes", action="store_true",
+                        help="go ahead with work estimated above confirm_minutes (default 15) without asking")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"agentlong.cli.cmd_{name}").register(sub)
+    for name in LONG_WORK:  # `agentlong ask --yes …` as well as `agentlong --yes ask …`
+        sub.choices[name].add_argument("-y", "--yes", action="store_true", default=argparse.SUPPRESS,
+                                       help="go ahead with long work without asking")
     return parser
 
 
@@ -45,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"agentlong: error: {exc.one_line()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("agentlong: interrupted — finished steps are checkpointed; run the same command again to resume",
-              file=sys.stderr)
+        note = getattr(args, "on_interrupt", None)  # set by commands whose work survives an interrupt
+        print("agentlong: interrupted" + (f" — {note}" if note else ""), file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

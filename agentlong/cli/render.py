@@ -13,8 +13,35 @@ from ..types import Usage
 
 
 def make_agentlong(args: Any) -> Agentlong:
-    """The SDK object for a CLI invocation (global ``--model``)."""
-    return Agentlong(model=getattr(args, "model", None))
+    """The SDK object for a CLI invocation (global ``--model``, ``--yes``).
+
+    Work estimated above ``confirm_minutes`` asks on a terminal; ``--yes`` goes ahead without asking.
+    """
+    if getattr(args, "yes", False):
+        return Agentlong(model=getattr(args, "model", None), confirm_minutes=None)
+    app = Agentlong(model=getattr(args, "model", None))
+    app.confirm = ask_terminal
+    return app
+
+
+_active: list["ProgressView"] = []  # the live progress display, paused while a question is asked
+
+
+def ask_terminal(plan: str) -> bool:
+    """``plan`` + "go ahead? [y/N]" on a terminal; False (so the caller raises) when stdin is not one."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    view = _active[-1] if _active else None
+    if view is not None:
+        view.progress.stop()
+    try:
+        sys.stderr.write(f"{plan}. Go ahead? [y/N] ")
+        sys.stderr.flush()
+        reply = sys.stdin.readline().strip().lower()
+    finally:
+        if view is not None:
+            view.progress.start()
+    return reply in ("y", "yes")
 
 
 def stderr_console():
@@ -53,9 +80,12 @@ class ProgressView:
 
     def __enter__(self) -> "ProgressView":
         self.progress.__enter__()
+        _active.append(self)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self in _active:
+            _active.remove(self)
         self.progress.__exit__(*exc)
 
     def __call__(self, event: Event) -> None:
@@ -63,6 +93,8 @@ class ProgressView:
             self._handle(event)
 
     def _handle(self, event: Event) -> None:
+        from rich.markup import escape  # messages carry file names and model text: "[x]" is not markup
+
         if isinstance(event, Progress):
             task = self._tasks.get(event.task)
             detail = event.detail[:60]
@@ -74,12 +106,13 @@ class ProgressView:
             self.usage = event.usage
         elif isinstance(event, Notice):
             style = {"info": "dim", "warning": "yellow", "error": "red"}[event.level]
-            self.progress.console.print(f"[{style}]{event.message}[/{style}]", markup=True, highlight=False)
+            self.progress.console.print(f"[{style}]{escape(event.message)}[/{style}]", markup=True, highlight=False,
+                                        soft_wrap=True)  # one notice, one line: never wrapped at 80 columns
         elif isinstance(event, TextDelta) and self.stream_text:
             sys.stdout.write(event.text)
             sys.stdout.flush()
         elif isinstance(event, StepDone) and event.detail:
-            self.progress.console.print(f"[dim]{event.step}: {event.detail}[/dim]", highlight=False)
+            self.progress.console.print(f"[dim]{escape(f'{event.step}: {event.detail}')}[/dim]", highlight=False)
 
 
 def _quiet_env() -> bool:

@@ -55,6 +55,15 @@ class LoadResult:
     documents: list[Document] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
+    def warnings(self, most: int = 3) -> list[str]:
+        """One line per document loaded with a guess or a repair (encoding, replaced bytes, pages)."""
+        lines = []
+        for doc in self.documents:
+            if doc.warnings:
+                more = f" (+{len(doc.warnings) - most} more)" if len(doc.warnings) > most else ""
+                lines.append(f"{doc.source}: {'; '.join(doc.warnings[:most])}{more}")
+        return lines
+
 
 def load_path(path: str | Path, settings: Settings | None = None) -> LoadResult:
     """Load a file (errors raise :class:`InputError`) or a folder (problems land in ``skipped``).
@@ -67,10 +76,15 @@ def load_path(path: str | Path, settings: Settings | None = None) -> LoadResult:
     root = Path(path)
     if not os.path.lexists(root):
         raise InputError(f"no such file or folder: {root}", hint="check the path")
-    if not root.is_dir():
-        return LoadResult(documents=[load_file(root, settings)])
     settings = settings or Settings()
     max_bytes = int(settings.chunking.max_file_mb * 1024 * 1024)
+    if not root.is_dir():
+        size = root.stat().st_size if root.is_file() else 0
+        if size > max_bytes:
+            raise InputError(f"{root} is {size / 1e6:,.0f} MB, over chunking.max_file_mb "
+                             f"({settings.chunking.max_file_mb:g})",
+                             hint="raise it (AGENTLONG_CHUNKING__MAX_FILE_MB) if you mean it, or give a part of the file")
+        return LoadResult(documents=[load_file(root, settings)])
     result = LoadResult()
     entries = list(_walk(root, max_bytes))
     loaded: dict[str, str] = {}  # document id -> relative path, so a symlinked file is not loaded twice

@@ -38,6 +38,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from ..errors import InputError
+from ..estimate import go_ahead, model_minutes
 from ..events import CitationFound, Notice, Progress, StepDone
 from ..evidence.aggregate import is_aggregation
 from ..evidence.answer import (
@@ -48,7 +49,7 @@ from ..evidence.answer import (
     not_found,
     write_summary,
 )
-from ..evidence.budget import answer_reserve, read_tokens, select_fixed, summary_tokens
+from ..evidence.budget import answer_reserve, read_tokens, select_fixed, select_reserve, summary_tokens
 from ..evidence.cite import MARKER, on_topic
 from ..evidence.hops import bridge_terms
 from ..evidence.select import Mode, select
@@ -289,8 +290,9 @@ def run(ctx: RunContext, documents: list[Document], question: str, *, task: Lite
     elif chunk_tokens and chunk_tokens > size:
         ctx.emit(Notice(level="warning", message=f"chunk size {chunk_tokens} does not fit a selection call in the "
                         f"{llm.window}-token context; using {size}"))
-    select_fixed(llm, question, mode)  # a question that leaves no room fails here, before any call
+    fixed = select_fixed(llm, question, mode)  # a question that leaves no room fails here, before any call
     chunks = make_chunks(documents, size, llm.tokens)
+    _plan(ctx, chunks, fixed, mode, order, words)
     inputs = State(question=question, mode=mode, words=words or 0, order=order, i=0, picked=[], hints=[],
                    chunks=[c.model_dump() for c in chunks], trace=[])
     thread = thread_id_for("fold", order, [d.sha256 for d in documents], [d.source for d in documents], question,
@@ -298,6 +300,20 @@ def run(ctx: RunContext, documents: list[Document], question: str, *, task: Lite
     state = run_graph(build_graph(), inputs, ctx, thread_id=thread, recursion_limit=len(chunks) + 10,
                       checkpoint=checkpoint, max_concurrency=max(1, llm.backend.max_concurrency))
     return to_answer(ctx, question, STRATEGY[order], state)
+
+
+def _plan(ctx: RunContext, chunks: Sequence[Chunk], fixed: int, mode: Mode, order: Order, words: int | None) -> None:
+    """The plan line (and the confirm rule) before reading every chunk: calls, tokens, minutes, dollars."""
+    llm = ctx.llm
+    calls = len(chunks) + 1
+    prompt = sum(c.tokens or llm.tokens(c.text) for c in chunks) + calls * fixed
+    completion = len(chunks) * select_reserve(mode) + (summary_tokens(words) if words else 256)
+    dollars = llm.backend.price(prompt, completion)
+    cost = f", ${dollars:.2f}" if dollars is not None else ""
+    go_ahead(ctx.settings, ctx.emit,
+             f"{STRATEGY[order]}: read {len(chunks):,} chunks in ~{calls:,} model calls "
+             f"(≤{prompt + completion:,} tokens{cost})",
+             model_minutes(ctx.settings, llm.backend.name, prompt, completion), ctx.app.confirm if ctx.app else None)
 
 
 def to_answer(ctx: RunContext, question: str, strategy: str, state: dict) -> Answer:

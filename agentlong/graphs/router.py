@@ -154,6 +154,8 @@ def load_documents(app: "Agentlong", resolved: Resolved, emit: Emit) -> list[Doc
         result = load_path(path, app.settings)
         docs.extend(result.documents)
         skipped.extend(result.skipped)
+        for line in result.warnings():
+            emit(Notice(level="warning", message=line))
     for skip in skipped:
         emit(Notice(level="warning", message=f"skipped {skip.path}: {skip.reason}"))
     if not docs:
@@ -298,6 +300,9 @@ def _dispatch(app: "Agentlong", ctx: RunContext, chosen: str, resolved: Resolved
 
 def _finish(app: "Agentlong", ctx: RunContext, answer: Answer, chosen: str, reason: str, started: float,
             started_at: str) -> Answer:
+    from ..estimate import record_model_rate
+
+    record_model_rate(app.settings, ctx.llm.backend.name, ctx.llm.usage, ctx.emit)
     return answer.model_copy(update={
         "strategy": chosen, "strategy_reason": reason, "usage": ctx.llm.usage,
         "record": app.record(ctx.llm, started, started_at)})

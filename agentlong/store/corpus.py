@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import InputError, StoreError
 from ..events import Emit, Notice, Progress
+from ..locks import ProcessLock
 from ..types import Chunk, Document
 from .base import safe_collection_name
 from .embeddings import Embedder, get_embedder
@@ -65,7 +66,9 @@ class IndexReport(BaseModel):
     unchanged: list[str] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
     skipped: list[Skip] = Field(default_factory=list)
-    chunks: int = Field(0, description="chunks embedded in this run")
+    chunks: int = Field(0, description="chunks of the documents (re-)indexed in this run")
+    reused: int = Field(0, description="of those, chunks whose stored vectors were kept (same text and place): "
+                                       "an interrupted run's work, or the unchanged part of an edited file")
     total_documents: int = 0
     total_chunks: int = 0
     seconds: float = 0.0
@@ -214,7 +217,11 @@ def index_paths(app: "Agentlong", paths: list[str], *, name: str | None, emit: E
     info = reg.corpus(key)
     if info is None and not paths:
         raise InputError(f"no corpus named {key} to refresh", hint=f"run agentlong index PATH --name {key}")
-    report = Indexer(app, reg, key, info, emit, reindex=reindex).run(_resolve(paths))
+    resolved = _resolve(paths)
+    with ProcessLock(app.settings.home / "locks" / f"corpus-{key}.lock", f"indexing corpus {key}",
+                     on_wait=lambda line: notice(emit, line, "info")):
+        info = reg.corpus(key)  # read again: a process we waited for may have changed it
+        report = Indexer(app, reg, key, info, emit, reindex=reindex).run(resolved)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, debug_traceback
+from ..estimate import embed_rate, go_ahead, record_embed_rate
 from ..events import Emit
 from ..types import Chunk, Document
 from .corpus import (GROUP_CHUNKS, IndexReport, Skip, chunk_metadata, collection_for, mismatch_error, new_info,
                      notice, progress)
 from .embeddings import get_embedder
+from .base import StoreHit
 from .registry import CorpusInfo, DocState, Registry, now_iso
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,7 +71,10 @@ class Indexer:
         self.files_total = len(docs)
         self.files_done = len(self.report.unchanged)
         progress(self.emit, "files", self.files_done, self.files_total)
-        self._embed_all(self._chunk_all(changed), states, positions)
+        work = self._chunk_all(changed)
+        self._plan(work)
+        self._embed_all(work, states, positions)
+        record_embed_rate(self.app.settings, self.embedder.name, self.embedded, self.report.embed_seconds, self.emit)
         self.reg.set_positions(self.name, {i: positions[i] for i in docs if i not in changed_ids})
         self.reg.save_corpus(info.model_copy(update={"chunk_tokens": self.chunk_tokens, "updated": now_iso()}))
         final = self.reg.corpus(self.name)
@@ -93,6 +98,8 @@ class Indexer:
                 continue
             for skipped in result.skipped:
                 self._skip(str(skipped.path), skipped.reason)
+            for line in result.warnings():
+                notice(self.emit, line)
             for doc in result.documents:
                 docs.setdefault(doc.id, doc)
         progress(self.emit, "loading", len(paths), len(paths))
@@ -152,6 +159,14 @@ class Indexer:
         for start in range(0, len(doc_ids), _DELETE_SLICE):
             self.store.delete(collection, where={"doc_id": {"$in": doc_ids[start:start + _DELETE_SLICE]}})
 
+    def _stored(self, doc_ids: list[str]) -> dict[str, StoreHit]:
+        """What the store holds for these documents, by chunk id."""
+        out: dict[str, StoreHit] = {}
+        for start in range(0, len(doc_ids), _DELETE_SLICE):
+            out.update((hit.id, hit) for hit in self.store.get(
+                self._collection(), where={"doc_id": {"$in": doc_ids[start:start + _DELETE_SLICE]}}))
+        return out
+
     def _collection(self) -> str:
         return collection_for(self.name)
 
@@ -178,6 +193,15 @@ class Indexer:
         self.to_embed = made
         return out
 
+    def _plan(self, work: list[tuple[Document, list[Chunk]]]) -> None:
+        if not self.to_embed:
+            return
+        rate = embed_rate(self.app.settings, self.embedder.name)
+        files = f"{len(work):,} file" + ("s" if len(work) != 1 else "")
+        go_ahead(self.app.settings, self.emit,
+                 f"embed {self.to_embed:,} chunks of {files} into corpus {self.name} ({rate:.3g} chunks/s, local: $0)",
+                 self.to_embed / rate / 60, self.app.confirm)
+
     def _embed_all(self, work: list[tuple[Document, list[Chunk]]], states: dict[str, DocState],
                    positions: dict[str, int]) -> None:
         progress(self.emit, "embeddings", 0, self.to_embed)
@@ -196,19 +220,35 @@ class Indexer:
 
     def _flush(self, group: list[tuple[Document, list[Chunk]]], states: dict[str, DocState],
                positions: dict[str, int]) -> None:
-        known = [doc.id for doc, _ in group if doc.id in states]
+        """Embed and store one group, slice by slice (a kill keeps every stored slice), then commit it.
+
+        A chunk already stored with the same text and metadata (a run cut short, or the unchanged
+        part of an edited file) keeps its vector; every other stored chunk of these documents goes.
+        """
+        collection = self._collection()
         self.reg.mark_pending(self.name, [doc.id for doc, _ in group])
-        self._delete_chunks(known)
         chunks = [c for _, cs in group for c in cs]
-        texts = [c.text for c in chunks]
-        base = self.embedded
-        started = time.perf_counter()
-        vectors = self.embedder.embed(
-            texts, on_batch=lambda done, _total: progress(self.emit, "embeddings", base + done, self.to_embed))
-        self.report.embed_seconds = round(self.report.embed_seconds + time.perf_counter() - started, 3)
-        self.embedded += len(chunks)
-        self.store.upsert(self._collection(), [c.id for c in chunks], vectors, texts,
-                          [chunk_metadata(c) for c in chunks])
+        stored = self._stored([doc.id for doc, _ in group if doc.id in states])
+        keep = {c.id for c in chunks if (hit := stored.get(c.id)) is not None
+                and hit.text == c.text and hit.metadata == chunk_metadata(c)}
+        stale = [i for i in stored if i not in keep]
+        for start in range(0, len(stale), _DELETE_SLICE):
+            self.store.delete(collection, ids=stale[start:start + _DELETE_SLICE])
+        if keep:
+            self.report.reused += len(keep)
+            notice(self.emit, f"kept {len(keep):,} chunks embedded by an earlier run", "info")
+        todo = [c for c in chunks if c.id not in keep]
+        for start in range(0, len(todo), GROUP_CHUNKS):
+            part = todo[start:start + GROUP_CHUNKS]
+            texts = [c.text for c in part]
+            base = self.embedded + self.report.reused
+            started = time.perf_counter()
+            vectors = self.embedder.embed(
+                texts, on_batch=lambda done, _total: progress(self.emit, "embeddings", base + done, self.to_embed))
+            self.report.embed_seconds = round(self.report.embed_seconds + time.perf_counter() - started, 3)
+            self.embedded += len(part)
+            self.store.upsert(collection, [c.id for c in part], vectors, texts, [chunk_metadata(c) for c in part])
+        progress(self.emit, "embeddings", self.embedded + self.report.reused, self.to_embed)
         self.reg.commit_documents(self.name, [(doc, cs, positions[doc.id]) for doc, cs in group])
         self.report.indexed += [doc.source for doc, _ in group]
         self.report.chunks += len(chunks)
