@@ -126,6 +126,7 @@ def test_tty_chat_help_unknown_command_and_quit(term, agentlong_home):
     assert t.wait_exit() == 0
     assert "Traceback" not in t.screen()
     assert "Hello **bold** world" in (agentlong_home / "chat_history").read_text()
+    assert (agentlong_home / "chat_history").stat().st_mode & 0o777 == 0o600  # typed lines are private
 
 
 def test_tty_ctrl_c_at_prompt_stays_and_ctrl_d_leaves(term):

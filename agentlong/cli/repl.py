@@ -8,9 +8,11 @@ Otherwise (a pipe): lines are read from stdin and answers printed as plain text,
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import AgentlongError
@@ -35,6 +37,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "/quit": ("", "leave (also /exit or Ctrl-D)"),
 }
 
+
+
+def private_file(path: Path) -> Path:
+    """``path`` created (or narrowed) to owner-only access: typed lines may hold names, notes or keys."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
+    return path
 
 class Repl:
     """Read a line, run a slash command or a chat turn, render, repeat."""
@@ -121,7 +130,7 @@ class Repl:
 
         home = self.chat.app.settings.home
         home.mkdir(parents=True, exist_ok=True)
-        session: PromptSession = PromptSession(history=FileHistory(str(home / "chat_history")))
+        session: PromptSession = PromptSession(history=FileHistory(str(private_file(home / "chat_history"))))
         return lambda name: session.prompt(f"{name}› ")
 
     # -- a chat turn -------------------------------------------------------------
