@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     if not prompts:
         sys.exit("no prompt matches --min-words/--max-words/--lang")
     llama = LlamaSettings(n_ctx=args.n_ctx, n_threads=args.n_threads)
-    app = Agentlong(settings=Settings(model=args.model, llama=llama, temperature=args.temperature))
+    app = Agentlong(settings=Settings(model=args.model, llama=llama, temperature=args.temperature,
+                                            confirm_minutes=None))
     print(f"model {args.model}, n_ctx {app.backend.context_window()}, temperature {args.temperature}, {len(prompts)} prompts "
           f"({', '.join(str(p['length']) for p in prompts)} words)", flush=True)
     code = code_version()

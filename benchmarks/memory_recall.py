@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     from agentlong.settings import ChunkSettings, LlamaSettings, Settings
 
     settings = Settings(model=args.model, llama=LlamaSettings(n_ctx=args.n_ctx, n_threads=args.threads),
-                        chunking=ChunkSettings(output_reserve=args.answer_tokens))
+                        chunking=ChunkSettings(output_reserve=args.answer_tokens), confirm_minutes=None)
     app = Agentlong(settings=settings)
     print(f"model {app.backend.model} window {app.backend.context_window()} tokens; {args.conversations} "
           f"conversation(s) x {args.turns} turns, {args.facts} facts each; filler {args.filler_words} words/turn",

@@ -856,3 +856,17 @@ def test_an_all_repeat_first_draft_is_retried_with_a_new_prompt():
     second = res.sections[1]
     assert [a.words for a in second.attempts][:2] == [0, 50] and second.within_tolerance
     assert sum("Section 2 of 2 is" in c.prompt for c in fake.calls) == 1  # reviewed once, when it had text
+
+
+def test_a_long_write_reports_its_plan_and_needs_a_yes_above_confirm_minutes():
+    from agentlong import Agentlong
+    from agentlong.backends.fake import FakeBackend
+    from agentlong.errors import InputError
+    from agentlong.graphs.writer import write
+
+    fake = FakeBackend(mode="keyed", responses={})
+    app = Agentlong(backend=fake, model="fake", confirm_minutes=0.001)
+    with pytest.raises(InputError, match=r"^plan: write about 12,000 words in \d+ sections, ~\d+ model calls .*"
+                                         r"above confirm_minutes \(0.001\)"):
+        write(app, "Write a history of lighthouses.", words=12000, checkpoint=False)
+    assert fake.calls == []  # refused before the outline call

@@ -213,6 +213,20 @@ def plan_only(app: "Agentlong", instruction: str, *, words: int, outline: Any = 
     return plan_outline(_context(app, emit, opts).llm, instruction, target, opts)
 
 
+def _plan(app: "Agentlong", ctx: Any, target: int, sections: int) -> None:
+    """The plan line (and the confirm rule) before writing: calls, tokens, minutes, dollars."""
+    from ..estimate import go_ahead, model_minutes
+
+    calls = 3 * sections + 1  # outline, then per section a draft, a continuation or revision, a review
+    completion = int(target * 1.4 * 1.6)  # ~1.4 tokens a word, plus continuations and revisions
+    prompt = calls * min(ctx.llm.window // 2, 2500)
+    dollars = ctx.llm.backend.price(prompt, completion)
+    cost = f", ${dollars:.2f}" if dollars is not None else ""
+    go_ahead(app.settings, ctx.emit, f"write about {target:,} words in {sections} sections, ~{calls} model calls "
+             f"(~{prompt + completion:,} tokens{cost})",
+             model_minutes(app.settings, ctx.llm.backend.name, prompt, completion), app.confirm)
+
+
 def write(app: "Agentlong", instruction: str, *, words: int, sources: Any = None, outline: Any = None,
           emit: Emit | None = None, options: WriterOptions | None = None, path: str | Path | None = None,
           checkpoint: bool | Path = True) -> WriteResult:
@@ -238,6 +252,7 @@ def write(app: "Agentlong", instruction: str, *, words: int, sources: Any = None
     per_section = opts.max_calls * (1 + opts.max_revisions) + 2 * (opts.max_revisions + 1) + 2
     rounds = top_up_rounds(opts, target)
     n += rounds * PLAN_BATCH  # the most sections top-up rounds can add
+    _plan(app, ctx, target, len(user.sections) if user else n - rounds * PLAN_BATCH)
     state = run_graph(build_graph(), inputs, ctx, thread_id=thread, recursion_limit=10 + rounds + n * per_section,
                       checkpoint=checkpoint)
     result = _result(app, ctx, state, started, started_at)
