@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -559,3 +560,14 @@ def test_job_completes_through_500s_and_429s_via_retries(tmp_path):
     for r in records:
         assert r["answer"] == {"author": "Author Number" + str(int(r["document"][8:10]))}
     assert FlakyHandler.counter > 8
+
+
+def test_a_document_decoded_by_a_guess_is_named_in_a_warning(tmp_path):
+    make_docs(tmp_path / "docs", 1)
+    (tmp_path / "docs" / "doc01.txt").write_bytes("Report by Author Number1. ".encode()
+                                                  + "Çiçek dağı güzel ve ılık. ".encode("cp1254") * 30)
+    spec = parse_spec(spec_dict(tmp_path), "job.json", tmp_path)
+    notes = []
+    assert run(spec, app=extract_app()[0], on_event=notes.append).ok == 2
+    warned = [n.message for n in notes if getattr(n, "level", "") == "warning"]
+    assert len(warned) == 1 and re.search(r"doc01\.txt: not UTF-8: decoded as \S+", warned[0])

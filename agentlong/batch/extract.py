@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AgentlongError, ContextWindowExceeded, ParseError
-from ..events import Emit
+from ..events import Emit, Notice
 from ..packing import SAFETY, prompt_budget
 from ..types import Citation, Evidence, Message, Usage
 
@@ -151,8 +151,11 @@ def extract(
     ({'author': 'Ada Lovelace'}, 10, 1)
     """
     from ..documents import load_file
+    from ..documents.walk import warning_line
 
     doc = load_file(path, app.settings)
+    if (line := warning_line(doc)) and on_event is not None:  # a guessed encoding or a repair: say so
+        on_event(Notice(level="warning", message=line))
     llm = app.llm(on_event)
     out_tokens = max_tokens or _default_max_tokens(llm, schema)
     vars_ = {"doc_name": Path(doc.source).name, "instructions": instructions.strip()}

@@ -140,7 +140,7 @@ def execute_unit(
         attempts += 1
         with metered() as step:  # every call this attempt makes, whichever LLM object it goes through
             try:
-                result = run_task(app, spec, unit, path or unit.path)
+                result = run_task(app, spec, unit, path or unit.path, on_event=_warnings_to(emit))
                 error = None
             except Exception as exc:  # one document's failure must not stop the job; the record says why
                 debug_traceback()
@@ -187,6 +187,14 @@ def _model_name(app: "Agentlong | None") -> str:
         return app.backend.name
     except Exception:  # the backend failed to load: the error says why
         return app.settings.model
+
+
+def _warnings_to(emit: Emit | None) -> Emit | None:
+    """A task's warnings (a guessed encoding, a skipped file) reach the job's listener; its progress
+    bars and info lines stay out of the job's display."""
+    if emit is None:
+        return None
+    return lambda event: emit(event) if isinstance(event, Notice) and event.level != "info" else None
 
 
 def run_task(app: "Agentlong", spec: BatchSpec, unit: Unit, path: str, on_event: Emit | None = None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from ..settings import Settings
 from ..types import Document
 from .loaders import BINARY_EXTENSIONS, load_file
 
-__all__ = ["Skipped", "LoadResult", "load_path", "VENDORED_DIRS"]
+__all__ = ["Skipped", "LoadResult", "load_path", "warning_line", "VENDORED_DIRS"]
 
 VENDORED_DIRS = frozenset(
     ".git .hg .svn node_modules bower_components vendor third_party __pycache__ .venv venv .tox .nox dist build "
@@ -55,14 +55,17 @@ class LoadResult:
     documents: list[Document] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
-    def warnings(self, most: int = 3) -> list[str]:
+    def warnings(self) -> list[str]:
         """One line per document loaded with a guess or a repair (encoding, replaced bytes, pages)."""
-        lines = []
-        for doc in self.documents:
-            if doc.warnings:
-                more = f" (+{len(doc.warnings) - most} more)" if len(doc.warnings) > most else ""
-                lines.append(f"{doc.source}: {'; '.join(doc.warnings[:most])}{more}")
-        return lines
+        return [line for doc in self.documents if (line := warning_line(doc))]
+
+
+def warning_line(doc: Document, most: int = 3) -> str | None:
+    """The line a user sees for a document loaded with a guess or a repair; None when there was none."""
+    if not doc.warnings:
+        return None
+    more = f" (+{len(doc.warnings) - most} more)" if len(doc.warnings) > most else ""
+    return f"{doc.source}: {'; '.join(doc.warnings[:most])}{more}"
 
 
 def load_path(path: str | Path, settings: Settings | None = None) -> LoadResult:
