@@ -48,6 +48,7 @@ class ScriptedServer:
         self.requests: list[dict] = []
         self.gets: dict[str, Any] = {}  # path -> JSON for GET requests
         self.tokenize = False
+        self.responder: Any = None  # body -> reply, instead of the script (replies that depend on the request)
         self._lock = threading.Lock()
         server = self
 
@@ -71,7 +72,8 @@ class ScriptedServer:
                     return
                 with server._lock:
                     server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("authorization")})
-                    reply = server.script[min(len(server.requests) - 1, len(server.script) - 1)]
+                    reply = server.responder(body) if server.responder else \
+                        server.script[min(len(server.requests) - 1, len(server.script) - 1)]
                 self._reply(reply, body)
 
             def _reply(self, reply: Any, body: dict) -> None:
@@ -277,6 +279,39 @@ def test_json_schema_rejected_falls_back_to_json_object(server):
     backend.complete(HI, max_tokens=32, schema=Person.model_json_schema())
     assert server.requests[2]["body"]["response_format"]["type"] == "json_object"  # remembered
     assert len(server.requests) == 3
+
+
+def test_concurrent_first_calls_rejected_together_move_past_the_format_once(server):
+    """Four threads send json_schema at once and are all refused: the backend moves to the next
+    format once (not three steps, to a format without the schema) and every call succeeds."""
+    rejected = error_reply(500, "1 validation error: ('body', 'response_format', 'type') Input should be 'text' or 'json_object'")
+    gate = threading.Barrier(4, timeout=10)
+
+    def by_format(body: dict) -> Any:
+        if body["response_format"]["type"] == "json_schema":
+            return rejected
+        return json.dumps({"name": "Bob", "age": 3}) if "schema" in body["response_format"] else "{}"
+
+    server.responder = by_format
+    backend = backend_for(server, max_retries=0, context_window=4096, max_concurrency=4)
+    results: list[Any] = []
+
+    def one() -> None:
+        gate.wait()
+        try:
+            results.append(backend.complete(HI, max_tokens=32, schema=Person.model_json_schema()).parsed)
+        except Exception as exc:  # the test reports it below
+            results.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert results == [{"name": "Bob", "age": 3}] * 4
+    kinds = [r["body"]["response_format"]["type"] + ("+schema" if "schema" in r["body"]["response_format"] else "")
+             for r in server.requests]
+    assert "json_object" not in kinds and kinds.count("json_object+schema") == 4
 
 
 def test_invalid_json_twice_is_parse_error_after_one_repair(server):

@@ -85,6 +85,7 @@ class OpenAIBackend(BaseBackend):
         self._client: Any = None
         self._aclients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._format = 0  # index into FORMATS; advances when the server rejects a format
+        self._format_lock = threading.Lock()  # concurrent calls rejected with one format advance it once
         self._stream_usage = True  # ask for usage in streams until the server refuses
         self.probe = ServerProbe(self.base_url, self.model, self._key, timeout_s=min(self.settings.timeout_s, 10.0))
         self._window: int | None = None
@@ -143,7 +144,7 @@ class OpenAIBackend(BaseBackend):
 
     # -- requests --------------------------------------------------------------
     def _body(self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str] | None,
-              schema: dict | None = None, stream: bool = False) -> dict[str, Any]:
+              schema: dict | None = None, stream: bool = False, fmt: int | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": [{"role": m.role, "content": m.content} for m in messages]}
         body["max_completion_tokens" if self.hosted else "max_tokens"] = max_tokens
         if not (self.hosted and _reasoning_model(self.model)):  # o-series / gpt-5 accept only the default
@@ -151,7 +152,7 @@ class OpenAIBackend(BaseBackend):
         if stop:
             body["stop"] = stop
         if schema is not None:
-            body["response_format"] = _response_format(FORMATS[self._format], schema)
+            body["response_format"] = _response_format(FORMATS[self._format if fmt is None else fmt], schema)
         if stream:
             body["stream"] = True
             if self._stream_usage:
@@ -184,18 +185,20 @@ class OpenAIBackend(BaseBackend):
         check_fits(self, messages, max_tokens)
         started = time.perf_counter()
         while True:
-            body = self._body(messages, max_tokens, temperature, stop, schema)
+            fmt = self._format
+            body = self._body(messages, max_tokens, temperature, stop, schema, fmt=fmt)
             try:
                 return self._retrying(lambda: self._completion(self._sync().chat.completions.create(**body), started, schema), body)
             except _FormatRejected:
-                self._format += 1
+                self._rejected(fmt)
 
     async def acomplete(self, messages: list[Message], *, max_tokens: int, temperature: float = 0.0,
                         schema: dict | None = None, stop: list[str] | None = None) -> Completion:
         check_fits(self, messages, max_tokens)
         started = time.perf_counter()
         while True:
-            body = self._body(messages, max_tokens, temperature, stop, schema)
+            fmt = self._format
+            body = self._body(messages, max_tokens, temperature, stop, schema, fmt=fmt)
 
             async def attempt() -> Completion:
                 return self._completion(await self._async().chat.completions.create(**body), started, schema)
@@ -203,7 +206,13 @@ class OpenAIBackend(BaseBackend):
             try:
                 return await self._aretrying(attempt, body)
             except _FormatRejected:
-                self._format += 1
+                self._rejected(fmt)
+
+    def _rejected(self, fmt: int) -> None:
+        """The server refused format ``fmt``: move past it, once however many calls were refused with it."""
+        with self._format_lock:
+            if self._format == fmt:
+                self._format = fmt + 1
 
     def stream(self, messages, *, max_tokens, temperature=0.0, stop=None) -> Stream:
         """Deltas as the server sends them; the request (and its retries) happens before this returns."""
@@ -303,7 +312,8 @@ class OpenAIBackend(BaseBackend):
     def _classify(self, exc: Exception, attempts: int, body: dict) -> tuple[Exception, bool]:
         """(error to raise, whether to retry)."""
         status = getattr(exc, "status_code", None)
-        if status and "response_format" in body and self._format < len(FORMATS) - 1 and not _context_overflow(exc):
+        sent = _sent_format(body)  # what this request carried, not what other threads moved on to
+        if status and sent is not None and sent < len(FORMATS) - 1 and not _context_overflow(exc):
             # llama-cpp-python's server answers an unknown format with 500 and a validation message
             if status in (400, 422) or "response_format" in str(getattr(exc, "message", "") or exc):
                 return _FormatRejected(), False
@@ -355,6 +365,16 @@ class OpenAIBackend(BaseBackend):
     def _redact(self, text: str) -> str:
         text = " ".join(text.split())
         return text.replace(self._key, "***") if self._key and self._key != NO_KEY else text
+
+
+def _sent_format(body: dict) -> int | None:
+    """The index in FORMATS of the response_format ``body`` carries (None: no schema asked)."""
+    form = body.get("response_format")
+    if form is None:
+        return None
+    if form.get("type") == "json_schema":
+        return 0
+    return 1 if "schema" in form else 2
 
 
 def _response_format(kind: str, schema: dict) -> dict:
