@@ -384,3 +384,32 @@ def test_unreachable_stream_is_backend_unavailable_without_extra_attempts():
     with pytest.raises(BackendUnavailable):
         backend.stream(HI, max_tokens=8)
     assert backend.retries == 2
+
+
+def test_one_cut_off_tokenizer_reply_does_not_turn_the_server_tokenizer_off():
+    from agentlong.backends.openai_probe import ServerProbe
+
+    calls: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            calls.append(self.path)
+            data = b'{"count": 4}' if len(calls) > 1 else b'{"cou'  # the first reply is cut in half
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        probe = ServerProbe(f"http://127.0.0.1:{httpd.server_address[1]}/v1", "m", "k")
+        assert [probe.count_tokens(t) for t in ("one two", "three four", "five six")] == [None, 4, 4]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

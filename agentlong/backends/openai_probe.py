@@ -65,9 +65,14 @@ class ServerProbe:
                 self._tokenizer = False
             return None
         try:
-            count = int(reply.json()["count"])
+            data = reply.json()
+        except ValueError:
+            return None  # a cut-off reply: estimate this once, ask again next time
+        try:
+            count = int(data["count"])
         except (ValueError, KeyError, TypeError):
-            self._tokenizer = False
+            if self._tokenizer is None:  # whole JSON that never held a count: not a tokenizer endpoint
+                self._tokenizer = False
             return None
         self._tokenizer = True
         if len(self._counts) >= MAX_CACHED_COUNTS:
