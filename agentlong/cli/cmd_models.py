@@ -44,7 +44,7 @@ def catalog_rows() -> list[dict[str, Any]]:
     for name, entry in CATALOG.items():
         rows.append({
             "name": name, "model_string": f"llama:{name}", "default": name == DEFAULT_LOCAL,
-            "status": status(name), "size_bytes": entry.size, "description": entry.description,
+            "status": status(name), "size_bytes": entry.size, "speed": entry.speed, "description": entry.description,
             "path": str(models_dir() / entry.filename),
         })
     return rows
@@ -59,11 +59,11 @@ def run_list(args: argparse.Namespace) -> int:
 
     table = Table(title="local models", title_justify="left", caption="* the default model", caption_justify="left")
     table.add_column("model string", no_wrap=True)
-    for column in ("status", "size", "description"):
+    for column in ("status", "size", "speed", "description"):
         table.add_column(column, overflow="fold")
     for row in rows:
         name = row["model_string"] + (" *" if row["default"] else "")
-        table.add_row(name, row["status"], _size(row["size_bytes"]), row["description"])
+        table.add_row(name, row["status"], _size(row["size_bytes"]), row["speed"], row["description"])
     forms = Table(title="model strings (--model, AGENTLONG_MODEL)", title_justify="left", show_header=False)
     forms.add_column(style="bold", no_wrap=True)
     forms.add_column()
