@@ -163,6 +163,15 @@ class Answer(BaseModel):
         "selected", description="'read' when no reading selected evidence and the answer was written from the "
         "text read (retrieved passages or a short document), citing the units that share its words")
 
+    def to_html(self, texts: "dict[str, str] | None" = None) -> str:
+        """The citation report page (texts: doc id -> full text; None re-reads the cited files).
+
+        See :func:`agentlong.report.render_html`.
+        """
+        from .report import render_html
+
+        return render_html(self, texts)
+
 
 class RunRecord(BaseModel):
     """Provenance for a result (no secrets)."""

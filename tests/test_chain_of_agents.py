@@ -107,7 +107,7 @@ class Reader:
             return self.summary
         if ANSWER in prompt:
             self.counts["answer"] += 1
-            return self.reply(evidence_of(prompt))
+            return {"answer": self.reply(evidence_of(prompt))}
         assert READ in prompt, prompt
         return self.read(prompt)
 

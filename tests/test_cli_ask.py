@@ -52,7 +52,7 @@ SUMMARY_TEXT = ("An inventory of the hill observatory lists its stores. The spar
 def keyed_fake(monkeypatch) -> FakeBackend:
     """Route the CLI's Agentlong to a scripted fake backend (in-process runs of main())."""
     fake = FakeBackend(mode="keyed", responses={
-        "Answer the question using only the sentences above": "It is in crate forty-two [1].",
+        "Answer the question using only the sentences above": {"answer": "It is in crate forty-two [1]."},
         "Write a summary of the text these sentences come from": SUMMARY_TEXT,
         "Numbered sentences from the user's files": {"answer": "crate forty-two"}})
     monkeypatch.setattr(render, "make_agentlong", lambda args: Agentlong(model="fake", backend=fake))
@@ -93,7 +93,7 @@ def test_ask_that_finds_nothing_prints_not_found_without_sources(notes, keyed_fa
 
 def test_an_answer_from_the_text_read_says_so(notes, keyed_fake, capsys):
     keyed_fake.responses = {"Numbered sentences from the user's files": {"answer": ""},
-                            "Answer the question using only the sentences above": "It is in crate forty-two [1]."}
+                            "Answer the question using only the sentences above": {"answer": "It is in crate forty-two [1]."}}
     assert cli_main.main(["-q", "ask", str(notes), "Why keep a spare lens?", "--strategy", "full"]) == 0
     out, _ = capsys.readouterr()
     answer, note, sources = out.split("\n", 2)

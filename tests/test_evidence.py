@@ -388,7 +388,7 @@ VAULT = [unit(1, "Rain fell all day."), unit(2, "The vault code is 4721."), unit
 
 
 def test_answer_fact_cites_the_units_its_markers_name():
-    llm, fake = llm_with({ANSWER: "It is 4721 [2]."})
+    llm, fake = llm_with({ANSWER: {"answer": "It is 4721 [2]."}})
     r = answer_fact(llm, "What is the vault code?", VAULT, max_tokens=64)
     assert r.found and r.text == "It is 4721 [1]." and [c.evidence.quote for c in r.citations] == [VAULT[1].text]
     prompt = fake.calls[0].prompt
@@ -396,23 +396,23 @@ def test_answer_fact_cites_the_units_its_markers_name():
 
 
 def test_answer_fact_without_markers_cites_the_units_sharing_its_words_else_all():
-    llm, _ = llm_with({ANSWER: "The code is 4721."})
+    llm, _ = llm_with({ANSWER: {"answer": "The code is 4721."}})
     r = answer_fact(llm, "What is the vault code?", VAULT, max_tokens=64)
     assert r.text == "The code is 4721. [1]" and [c.evidence.quote for c in r.citations] == [VAULT[1].text]
-    llm, _ = llm_with({ANSWER: "Yes."})
+    llm, _ = llm_with({ANSWER: {"answer": "Yes."}})
     r = answer_fact(llm, "Is there a vault code?", VAULT, max_tokens=64)
     assert r.found and len(r.citations) == 3
 
 
 @pytest.mark.parametrize("reply", ["The sentences do not say.", "[1]", "It is 9999, set by Captain Morgan [2]."])
 def test_answer_fact_that_says_not_found_or_is_ungrounded_is_not_found(reply):
-    llm, _ = llm_with({ANSWER: reply})
+    llm, _ = llm_with({ANSWER: {"answer": reply}})
     r = answer_fact(llm, "What is the vault code?", VAULT, max_tokens=64)
     assert not r.found and r.text == NOT_FOUND and r.citations == []
 
 
 def test_answer_fact_with_no_units_makes_no_call():
-    llm, fake = llm_with({ANSWER: "4721"})
+    llm, fake = llm_with({ANSWER: {"answer": "4721"}})
     assert answer_fact(llm, "What is the vault code?", [], max_tokens=64).text == NOT_FOUND and fake.calls == []
 
 
@@ -466,7 +466,7 @@ def test_a_phrase_restating_the_question_does_not_select_a_sentence_sharing_only
 
 
 def test_answer_fact_drops_a_marker_naming_a_unit_without_the_answers_words():
-    llm, _ = llm_with({ANSWER: "[1] Biscuit"})
+    llm, _ = llm_with({ANSWER: {"answer": "[1] Biscuit"}})
     r = answer_fact(llm, "What was the lighthouse keeper's cat called?", CAT, max_tokens=64)
     assert r.found and [c.evidence.quote for c in r.citations] == [CAT[1].text] and r.text == "Biscuit [1]"
 
@@ -488,7 +488,7 @@ def test_number_words_are_one_number():
 
 
 def test_an_answer_of_none_is_not_found():
-    llm, _ = llm_with({ANSWER: "[1] None."})
+    llm, _ = llm_with({ANSWER: {"answer": "[1] None."}})
     r = answer_fact(llm, "What was the password?", VAULT, max_tokens=64)
     assert not r.found and r.text == NOT_FOUND and r.citations == []
 

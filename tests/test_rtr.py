@@ -303,7 +303,7 @@ def test_an_unreadable_reply_skips_one_passage_and_the_question_is_answered_from
     def reading(messages):
         prompt = messages[-1].content if len(messages) < 4 else messages[-3].content  # a repair resends the call
         if ANSWER in prompt:
-            return "Inside the blue teapot [1]."
+            return {"answer": "Inside the blue teapot [1]."}
         if FACT in prompt:
             return {"answer": "inside the blue teapot"}
         return "{ not json"  # every other passage: invalid JSON, twice

@@ -7,10 +7,13 @@ the strategy notice and the usage line go to stderr. ``--json`` prints the whole
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..events import Notice
 from ..graphs.router import STRATEGIES, SUMMARY_STRATEGIES
 from ..types import Answer
@@ -27,6 +30,8 @@ def _common(parser: argparse.ArgumentParser, *, question: bool) -> None:
     if question:
         parser.add_argument("question", help="the question, in quotes")
     parser.add_argument("--json", action="store_true", help="print the whole answer as JSON")
+    parser.add_argument("--html", metavar="PATH", default=None,
+                        help="also write a self-contained citation report page to PATH")
     # also accepted after the command; SUPPRESS keeps the global value when absent here
     parser.add_argument("-m", "--model", default=argparse.SUPPRESS, help="model string (as the global --model)")
     parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
@@ -71,23 +76,54 @@ def _sink(view: render.ProgressView, args: argparse.Namespace) -> Any:
 def run_ask(args: argparse.Namespace) -> int:
     from ..graphs.router import ask
 
+    report = _report_path(args.html)
     app = render.make_agentlong(args)
     with render.ProgressView(enabled=_show_progress(args, app)) as view:
         answer = ask(app, _source(args), args.question, strategy=args.strategy, emit=_sink(view, args),
                      k=args.top_k)
     _output(answer, args.json)
+    _write_report(answer, report, app)
     return 0
 
 
 def run_summarize(args: argparse.Namespace) -> int:
     from ..graphs.router import summarize
 
+    report = _report_path(args.html)
     app = render.make_agentlong(args)
     with render.ProgressView(enabled=_show_progress(args, app)) as view:
         answer = summarize(app, _source(args), words=args.words, strategy=args.strategy,
                            emit=_sink(view, args))
     _output(answer, args.json)
+    _write_report(answer, report, app)
     return 0
+
+
+def _report_path(html: str | None) -> Path | None:
+    """Check --html before any work is done, so a bad path does not cost a whole run."""
+    if html is None:
+        return None
+    path = Path(html).expanduser()
+    folder = path.parent
+    if path.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK) or \
+            (path.exists() and not os.access(path, os.W_OK)):
+        why = "is a folder" if path.is_dir() else "no such folder" if not folder.is_dir() else "not writable"
+        raise InputError(f"cannot write the report {path}: {why}", hint="give --html a file path in a writable folder")
+    return path
+
+
+def _write_report(answer: Answer, path: Path | None, app: Any) -> None:
+    if path is None:
+        return
+    from ..report import render_html, source_texts
+
+    page = render_html(answer, source_texts(answer, app.settings))
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the report {path}: {exc.strerror or exc}",
+                         hint="give --html a file path in a writable folder") from exc
+    print(f"report: {path}", file=sys.stderr)
 
 
 def _output(answer: Answer, as_json: bool) -> None:

@@ -16,7 +16,7 @@ from typing import NoReturn
 from .. import __version__
 from ..errors import AgentlongError, debug_traceback
 
-COMMANDS = ["models", "index", "ask", "write", "chat", "batch"]
+COMMANDS = ["models", "index", "ask", "write", "chat", "batch", "mcp"]
 LONG_WORK = ["index", "ask", "summarize", "write"]  # commands whose work may ask first (see agentlong.estimate)
 
 

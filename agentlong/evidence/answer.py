@@ -10,7 +10,7 @@ evidence has, is :data:`~agentlong.evidence.cite.NOT_FOUND`.
 >>> from agentlong.evidence.units import Unit
 >>> u = Unit(doc_id="d", source="n.txt", chunk_index=0, char_start=10, char_end=33, line_start=2, line_end=2,
 ...          text="The vault code is 4721.")
->>> llm = LLM(FakeBackend(mode="keyed", responses={"vault": "4721."}), Settings(model="fake"))
+>>> llm = LLM(FakeBackend(mode="keyed", responses={"vault": {"answer": "4721."}}), Settings(model="fake"))
 >>> r = answer_fact(llm, "What is the vault code?", [u], max_tokens=64)
 >>> r.text, r.found, [c.evidence.where() for c in r.citations]
 ('4721. [1]', True, ['n.txt:2'])
@@ -21,7 +21,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
+from pydantic import BaseModel, WithJsonSchema
+
+from ..errors import ParseError
 from ..llm import LLM
 from ..packing import fit
 from ..types import Citation, Evidence, Message
@@ -33,6 +37,7 @@ from .units import Unit
 __all__ = ["Result", "answer_fact", "answer_aggregate", "write_summary", "fit_units", "cite_sentences"]
 
 MAX_CONTINUE = 3
+ANSWER_CHARS = 400  # "briefly": a phrase or a sentence or two
 
 
 @dataclass
@@ -58,13 +63,24 @@ def fit_units(llm: LLM, units: Sequence[Unit], budget: int) -> list[Unit]:
     return sorted(kept, key=lambda u: u.key)
 
 
+class AnswerReply(BaseModel):
+    """The answer step's reply: words only. Which units it rests on is computed (the units holding
+    its words), never asked: asked for ``[n]`` markers, small models reply with markers alone."""
+
+    answer: Annotated[str, WithJsonSchema({"type": "string", "maxLength": ANSWER_CHARS})] = ""
+
+
 def answer_fact(llm: LLM, question: str, units: Sequence[Unit], *, max_tokens: int) -> Result:
-    """A brief free-text answer from the numbered units; cited by its markers, else by the units
-    sharing its words, else by all of them."""
+    """A brief answer (JSON) from the numbered units; cited by the units sharing its words, else by
+    any ``[n]`` markers it still carries, else by all of them."""
     if not units:
         return not_found("nothing was selected")
     evidence = [u.evidence() for u in units]
-    out = llm.call("answer_units", max_tokens=max_tokens, question=question, evidence=_shown(evidence)).text.strip()
+    try:
+        out = llm.call_json("answer_units", AnswerReply, max_tokens=max_tokens, question=question,
+                            evidence=_shown(evidence)).answer.strip()
+    except ParseError as exc:  # no usable reply after the repair: nothing is answered, and the trace says why
+        return not_found(f"the answer call gave no usable reply ({exc})")
     if says_not_found(out):
         return not_found(f"the answer call found no answer in {len(units)} selected units")
     if not grounded(out, question, evidence):

@@ -19,7 +19,7 @@ units that matter most, a summary of the asked length citing them).
 >>> from agentlong.settings import Settings
 >>> from agentlong.types import Document
 >>> s = Settings(model="fake")
->>> fake = FakeBackend(mode="keyed", responses={"Answer the question": "Green.", "sky": {"answer": "green"}})
+>>> fake = FakeBackend(mode="keyed", responses={"Answer the question": {"answer": "Green."}, "sky": {"answer": "green"}})
 >>> doc = Document(id="d1", source="sky.txt", text="The sky is green. Grass is blue.", sha256="x")
 >>> ans = run(RunContext(llm=LLM(fake, s), settings=s), [doc], "What colour is the sky?", checkpoint=False)
 >>> ans.text, ans.citations[0].evidence.quote

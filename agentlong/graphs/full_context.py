@@ -11,7 +11,7 @@ of the asked length that cites the units its sentences rest on.
 >>> from agentlong.llm import LLM
 >>> from agentlong.settings import Settings
 >>> doc = load_text("Ada moved to Turin in 1843. She kept bees.", source="ada.txt")
->>> fake = FakeBackend(mode="keyed", responses={"Answer the question": "In 1843 [1].",
+>>> fake = FakeBackend(mode="keyed", responses={"Answer the question": {"answer": "In 1843 [1]."},
 ...                                             "Ada": {"answer": "1843"}})
 >>> settings = Settings(model="fake")
 >>> ctx = RunContext(llm=LLM(fake, settings), settings=settings)

@@ -205,7 +205,7 @@ def ask(app: "Agentlong", source: Any, question: str, *, strategy: str = "auto",
     >>> import tempfile, pathlib
     >>> f = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
     >>> _ = f.write_text("The meeting moved to Friday at noon.")
-    >>> fake = FakeBackend(mode="keyed", responses={"Answer the question": "Friday at noon [1].",
+    >>> fake = FakeBackend(mode="keyed", responses={"Answer the question": {"answer": "Friday at noon [1]."},
     ...                                             "meeting": {"answer": "Friday at noon"}})
     >>> ans = ask(Agentlong(backend=fake, model="fake"), f, "When is the meeting?")
     >>> ans.strategy, ans.text, ans.citations[0].evidence.line_start

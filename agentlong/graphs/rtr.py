@@ -16,7 +16,7 @@ answered from the passages read (``Answer.basis == "read"``), a count or list is
 >>> text = "The vault code is 4721. Nobody else knows it.\\n"
 >>> src = InMemorySource([Chunk(doc_id="d", source="notes.txt", index=0, text=text, char_start=0,
 ...                             char_end=len(text), line_start=1, line_end=1)])
->>> fake = FakeBackend(mode="keyed", responses={"Answer the question": "It is 4721 [1].",
+>>> fake = FakeBackend(mode="keyed", responses={"Answer the question": {"answer": "It is 4721 [1]."},
 ...                                             "vault": {"answer": "4721"}})
 >>> settings = Settings(model="fake")
 >>> ans = run(RunContext(llm=LLM(fake, settings), settings=settings), src, "What is the vault code?",
