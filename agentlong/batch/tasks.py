@@ -185,7 +185,8 @@ def _model_name(app: "Agentlong | None") -> str:
         return ""
     try:
         return app.backend.name
-    except Exception:  # the backend failed to load: the error says why
+    except Exception:  # the backend failed to load: the record's error says why
+        debug_traceback()
         return app.settings.model
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import InputError, missing_dependency
+from ..errors import debug_traceback, InputError, missing_dependency
 
 __all__ = ["HtmlText", "Loaded", "html_to_text", "load_pdf", "load_epub"]
 
@@ -213,7 +213,8 @@ def _outline(reader: Any, starts: list[int]) -> list[dict[str, Any]]:
                 continue
             try:
                 page = reader.get_destination_page_number(item)
-            except Exception:
+            except Exception:  # one broken outline entry: skip it (the traceback under AGENTLONG_DEBUG)
+                debug_traceback()
                 continue
             if page is not None and 0 <= page < len(starts) and level <= 3:
                 out.append({"title": str(item.title)[:200], "level": level, "char_start": starts[page]})
@@ -221,6 +222,7 @@ def _outline(reader: Any, starts: list[int]) -> list[dict[str, Any]]:
     try:
         visit(list(reader.outline), 1)
     except Exception:  # a broken outline is not worth failing the load
+        debug_traceback()
         return []
     return out
 
@@ -228,7 +230,8 @@ def _outline(reader: Any, starts: list[int]) -> list[dict[str, Any]]:
 def _pdf_title(reader: Any) -> str | None:
     try:
         title = reader.metadata.title if reader.metadata else None
-    except Exception:
+    except Exception:  # unreadable metadata: the file name is the title
+        debug_traceback()
         return None
     return str(title).strip() or None if title else None
 
