@@ -44,6 +44,7 @@ class Agentlong:
         *,
         settings: Settings | None = None,
         backend: Backend | None = None,
+        reasoner_backend: Backend | None = None,
         **overrides: Any,
     ) -> None:
         if settings is None:
@@ -54,6 +55,7 @@ class Agentlong:
         self._backend = backend
         # asked before work estimated above settings.confirm_minutes; None: such work raises (the CLI sets one)
         self.confirm: Callable[[str], bool] | None = None
+        self._reasoner: Backend | None = reasoner_backend
         self._store = None
 
     # -- parts -----------------------------------------------------------------
@@ -62,6 +64,19 @@ class Agentlong:
         if self._backend is None:
             self._backend = get_backend(self.settings.model, self.settings)
         return self._backend
+
+    @property
+    def reasoner_backend(self) -> Backend | None:
+        """The backend of ``settings.reasoner`` (or the ``reasoner_backend`` given; loaded on first use);
+        None when unset or the same as ``model``."""
+        if self._reasoner is not None:
+            return self._reasoner
+        name = self.settings.reasoner
+        if not name or name == self.settings.model:
+            return None
+        if self._reasoner is None:
+            self._reasoner = get_backend(name, self.settings)
+        return self._reasoner
 
     @property
     def store(self):

@@ -73,6 +73,22 @@ class LLM:
         self.trace: list[TraceStep] = []
         self.prompts_used: list[str] = []
         self._lock = threading.Lock()
+        self._parent: LLM | None = None  # a sibling's calls also count in its parent's usage
+
+    def sibling(self, backend: Backend) -> "LLM":
+        """An LLM on another backend (a run's second model) whose calls count in its own usage and in
+        this one's, so a run's totals stay in one place.
+
+        >>> from agentlong.backends.fake import FakeBackend
+        >>> main = LLM(FakeBackend(mode="echo"), Settings(model="fake"))
+        >>> second = main.sibling(FakeBackend(mode="echo"))
+        >>> _ = second.call("answer_direct", max_tokens=8, question="q", document="d")
+        >>> main.usage.calls, second.usage.calls
+        (1, 1)
+        """
+        other = LLM(backend, self.settings, self.emit)
+        other._parent = self
+        return other
 
     # -- sizes -----------------------------------------------------------------
     def tokens(self, text: str) -> int:
@@ -84,8 +100,9 @@ class LLM:
 
     # -- prompts ---------------------------------------------------------------
     def render(self, name: str, **variables: Any) -> str:
-        if name not in self.prompts_used:
-            self.prompts_used.append(name)
+        for llm in (self, self._parent) if self._parent is not None else (self,):
+            if name not in llm.prompts_used:
+                llm.prompts_used.append(name)
         return render(name, self.settings.prompts_dir, **variables)
 
     def messages(self, prompt: str, *, system: str | None = "system", **variables: Any) -> list[Message]:
@@ -98,11 +115,16 @@ class LLM:
         return sum(self.tokens(m.content) + 8 for m in self.messages(prompt, system=system, **variables))
 
     # -- calls -----------------------------------------------------------------
-    def _account(self, step: str, completion: Completion) -> None:
+    def _add(self, step: str, completion: Completion) -> Usage:
         with self._lock:
             self.usage = self.usage + completion.usage
             self.trace.append(TraceStep(step=step, usage=completion.usage))
-            total = self.usage
+            return self.usage
+
+    def _account(self, step: str, completion: Completion) -> None:
+        total = self._add(step, completion)
+        if self._parent is not None:
+            total = self._parent._add(step, completion)
         meter = _step_meter.get()
         if meter is not None:
             meter.usage = meter.usage + completion.usage

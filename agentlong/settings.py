@@ -97,6 +97,8 @@ class Settings(BaseSettings):
 
     model: str = Field(DEFAULT_MODEL, description="model string: llama:NAME|PATH, openai:MODEL[@URL], fake[:MODE]")
     temperature: float = Field(0.0, ge=0, le=2, description="sampling temperature")
+    reasoner: str | None = Field(None, description="model string for the steps that decide (the answer, the writer's "
+                                                   "plan and review) while `model` reads every chunk; None = `model`")
     prompts_dir: Path | None = Field(None, description="folder of your own prompt templates, overriding built-in ones by name")
     show_progress: bool = Field(True, description="progress bars on stderr in the CLI")
     confirm_minutes: float | None = Field(

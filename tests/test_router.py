@@ -380,3 +380,23 @@ def test_auto_corpus_name_is_stable_and_distinct(tmp_path):
     assert router.auto_corpus_name([a]) == router.auto_corpus_name([a])
     assert router.auto_corpus_name([a]) != router.auto_corpus_name([b])
     assert router.auto_corpus_name([a]).startswith("notes-")
+
+
+def test_a_reasoner_model_writes_the_answer_while_the_main_model_reads(tmp_path):
+    """settings.reasoner: the per-chunk reading stays on the main model, the answer call goes to the
+    reasoner, and the run's usage counts both."""
+    from agentlong import Agentlong
+    from agentlong.backends.fake import FakeBackend
+
+    path = tmp_path / "log.txt"
+    path.write_text("The tower was built in spring.\nThe keeper's call sign was Blue Heron Seven.\nGulls nest there.\n")
+    reader = FakeBackend(mode="keyed", responses={"Numbered sentences from the user's files": {"answer": "Blue Heron Seven"},
+                                                   "Answer the question using only": {"answer": "reader wrote this"}})
+    reasoner = FakeBackend(mode="keyed", responses={"Answer the question using only": {"answer": "It was Blue Heron Seven."}})
+    app = Agentlong(backend=reader, model="fake", reasoner_backend=reasoner)
+    ans = app.ask(path, "What was the keeper's call sign?", strategy="full")
+    assert ans.found and ans.text.startswith("It was Blue Heron Seven.")
+    assert [c.evidence.quote for c in ans.citations] == ["The keeper's call sign was Blue Heron Seven."]
+    assert all("Answer the question" not in c.messages[-1].content for c in reader.calls)  # reading only
+    assert len(reasoner.calls) == 1
+    assert ans.usage.calls == len(reader.calls) + len(reasoner.calls)

@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"agentlong {__version__}")
     parser.add_argument("-m", "--model", help="model string, e.g. llama:qwen2.5-coder-0.5b, openai:gpt-4o-mini, fake")
+    parser.add_argument("--reasoner", metavar="MODEL",
+                        help="a second model for the steps that decide (the answer, the writer's plan and review), "
+                             "e.g. llama:qwen2.5-coder-1.5b while --model reads every chunk")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-y", "--yes", action="store_true",
                         help="go ahead with work estimated above confirm_minutes (default 15) without asking")

@@ -17,9 +17,10 @@ def make_agentlong(args: Any) -> Agentlong:
 
     Work estimated above ``confirm_minutes`` asks on a terminal; ``--yes`` goes ahead without asking.
     """
+    extra: dict[str, Any] = {"reasoner": args.reasoner} if getattr(args, "reasoner", None) else {}
     if getattr(args, "yes", False):
-        return Agentlong(model=getattr(args, "model", None), confirm_minutes=None)
-    app = Agentlong(model=getattr(args, "model", None))
+        return Agentlong(model=getattr(args, "model", None), confirm_minutes=None, **extra)
+    app = Agentlong(model=getattr(args, "model", None), **extra)
     app.confirm = ask_terminal
     return app
 

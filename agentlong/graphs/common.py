@@ -27,7 +27,7 @@ from ..settings import Settings
 if TYPE_CHECKING:  # pragma: no cover
     from ..api import Agentlong
 
-__all__ = ["RunContext", "thread_id_for", "checkpointer", "run_graph", "checkpoint_path"]
+__all__ = ["RunContext", "reasoner_for", "thread_id_for", "checkpointer", "run_graph", "checkpoint_path"]
 
 
 @dataclass
@@ -38,11 +38,25 @@ class RunContext:
     settings: Settings
     emit: Emit = field(default_factory=EventBus)
     app: "Agentlong | None" = None
+    reasoner: LLM | None = None  # settings.reasoner: the model for the steps that decide; None = llm
+
+    @property
+    def decider(self) -> LLM:
+        """The LLM for the few steps that decide (the answer, the writer's plan and review); the
+        per-chunk reading stays on ``llm``."""
+        return self.reasoner or self.llm
 
     @classmethod
     def from_app(cls, app: "Agentlong", emit: Emit | None = None) -> "RunContext":
         bus = emit or EventBus()
-        return cls(llm=LLM(app.backend, app.settings, bus), settings=app.settings, emit=bus, app=app)
+        llm = LLM(app.backend, app.settings, bus)
+        return cls(llm=llm, settings=app.settings, emit=bus, app=app, reasoner=reasoner_for(app, llm))
+
+
+def reasoner_for(app: "Agentlong", llm: LLM) -> LLM | None:
+    """The run's second model (``settings.reasoner``), counting in ``llm``'s usage; None when unset."""
+    backend = app.reasoner_backend
+    return llm.sibling(backend) if backend is not None else None
 
 
 def thread_id_for(graph: str, *parts: Any) -> str:

@@ -212,7 +212,7 @@ def answer_update(ctx: RunContext, question: str, mode: Mode, rows: list[dict], 
                   read: Sequence[Unit] = ()) -> dict:
     """The state update of an answer node (fold and retrieval alike)."""
     with metered() as meter:
-        result = picked_answer(ctx.llm, question, mode, rows, words, read)
+        result = picked_answer(ctx.decider, question, mode, rows, words, read)
     ctx.emit(StepDone(step="answer", detail=result.detail, usage=meter.usage))
     return {"answer": {"text": result.text, "found": result.found, "basis": result.basis,
                        "citations": [c.model_dump() for c in result.citations]},

@@ -130,7 +130,7 @@ def _finish(ctx: RunContext, question: str, mode: str, units: list[Unit], words:
     if mode == "summary":
         rows = [{"unit": u.model_dump(), "label": "", "score": 5} for u in units]
     with metered() as meter:
-        result = picked_answer(ctx.llm, question, mode, rows, words, units)  # type: ignore[arg-type]
+        result = picked_answer(ctx.decider, question, mode, rows, words, units)  # type: ignore[arg-type]
     for citation in result.citations:
         ctx.emit(CitationFound(citation=citation))
     detail = "; ".join([*notes, result.detail])

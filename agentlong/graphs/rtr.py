@@ -171,7 +171,8 @@ def run(ctx: RunContext, source: Source | HybridSearch, question: str, *, k: int
     if not search.chunks:
         raise InputError(f"corpus {search.source.name!r} has no indexed text",
                          hint=f"index files into it: agentlong index PATH --name {search.source.name}")
-    rctx = RtrContext(llm=ctx.llm, settings=ctx.settings, emit=ctx.emit, app=ctx.app, search=search)
+    rctx = RtrContext(llm=ctx.llm, settings=ctx.settings, emit=ctx.emit, app=ctx.app, reasoner=ctx.reasoner,
+                      search=search)
     mode = mode_for(question, "qa")
     thread = thread_id_for("rtr", search.source.name, len(search.chunks), question, k, hops,
                            ctx.settings.fingerprint(), ctx.llm.backend.model)

@@ -39,7 +39,7 @@ from ..errors import InputError
 from ..events import Emit, EventBus
 from ..llm import LLM
 from ..types import Citation, RunRecord, Usage
-from .common import run_graph, thread_id_for
+from .common import reasoner_for, run_graph, thread_id_for
 from .writer_nodes import (WriterContext, after_commit, after_draft, after_review, after_top_up, assemble, commit, draft, plan,
                            review, revise, top_up, top_up_rounds)
 from .writer_plan import PLAN_BATCH, Outline, SectionPlan, WriterOptions, check_target, normalize_outline, plan_outline, unit_for
@@ -182,7 +182,8 @@ def _context(app: "Agentlong", emit: Emit | None, opts: WriterOptions) -> Writer
     """The run context; the writer's LLM samples at ``opts.temperature`` (greedy decoding loops)."""
     bus = emit or EventBus()
     settings = app.settings if opts.temperature is None else app.settings.model_copy(update={"temperature": opts.temperature})
-    return WriterContext(llm=LLM(app.backend, settings, bus), settings=app.settings, emit=bus, app=app)
+    llm = LLM(app.backend, settings, bus)
+    return WriterContext(llm=llm, settings=app.settings, emit=bus, app=app, reasoner=reasoner_for(app, llm))
 
 
 def _source_list(sources: Any) -> list[str]:

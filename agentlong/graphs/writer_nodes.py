@@ -96,7 +96,7 @@ def plan(state: dict, runtime: Runtime[WriterContext]) -> dict:
     if state.get("outline"):
         outline = Outline(title=state.get("title") or "", sections=state["outline"])
     else:
-        outline = plan_outline(ctx.llm, state["instruction"], state["target"], opts)
+        outline = plan_outline(ctx.decider, state["instruction"], state["target"], opts)
     sample = " ".join([outline.title, *(s.title + " " + " ".join(s.points) for s in outline.sections)])
     words = count_words(sample)
     ratio = opts.tokens_per_word or (min(3.0, max(0.5, ctx.llm.tokens(sample) / words)) if words >= 5 else 1.4)
@@ -315,7 +315,7 @@ def _model_review(state: dict, ctx: WriterContext) -> Review:
     max_tokens = 480  # the longest reply the schema allows: 400 + 3 x 200 characters, with room for the JSON
     room = _room(ctx, "writer_review", max_tokens, variables)
     text = truncate_to_tokens(state["draft"], room, ctx.llm.tokens)
-    return ctx.llm.call_json("writer_review", Review, max_tokens=max_tokens, system=SYSTEM,
+    return ctx.decider.call_json("writer_review", Review, max_tokens=max_tokens, system=SYSTEM,
                              **{**variables, "text": text, "truncated": text != state["draft"]})
 
 
@@ -505,7 +505,7 @@ def top_up(state: dict, runtime: Runtime[WriterContext]) -> dict:
     more: list[SectionPlan] = []
     for ask in (k, k + 2):  # a second try asks for more: a small model often re-proposes earlier sections
         try:
-            more = plan_more(ctx.llm, state["instruction"], state["target"], titles[:at], short, ask, later=titles[at:])[:k]
+            more = plan_more(ctx.decider, state["instruction"], state["target"], titles[:at], short, ask, later=titles[at:])[:k]
         except ParseError as exc:
             ctx.emit(Notice(message=f"the text is {short:,} words short; planning more sections failed ({exc})", level="warning"))
             break
