@@ -501,6 +501,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DATA, help="the shared evals data folder")
     ap.add_argument("--model", default="llama:qwen2.5-coder-0.5b", help="model string (fake: offline smoke test)")
+    ap.add_argument("--reasoner", default=None, help="a second model for the answer step (settings.reasoner), "
+                                                     "e.g. llama:qwen2.5-coder-1.5b")
     ap.add_argument("--n-ctx", type=int, default=4096, help="llama.cpp context window (all methods)")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     ap.add_argument("--scale", type=int, default=4, help="excerpt size in multiples of --n-ctx tokens")
@@ -559,14 +561,14 @@ def main(argv: list[str] | None = None) -> int:
     from agentlong import Agentlong
 
     al = Agentlong(model=args.model, llama={"n_ctx": args.n_ctx, "n_threads": args.threads, "seed": args.seed},
-                   confirm_minutes=None)  # unattended: long reads go ahead
+                   confirm_minutes=None, reasoner=args.reasoner)  # unattended: long reads go ahead
     count = token_counter(al)
     selected = select(all_questions(), args.kinds, args.subset)
     longs = long_subset(selected, args.long_subset)
     (home / "docs").mkdir()
     docs = build_docs(al, args, selected, longs, home / "docs", count)
     window = al.backend.context_window()
-    print(f"model {args.model}, window {window}, {len(selected)} questions + {len(longs)} at scale {LONG_SCALE}, "
+    print(f"model {args.model}" + (f" + reasoner {args.reasoner}" if args.reasoner else "") + f", window {window}, {len(selected)} questions + {len(longs)} at scale {LONG_SCALE}, "
           f"methods {','.join(args.methods)}; AGENTLONG_HOME={home}; documents: " + ", ".join(
               f"{d.id} {d.tokens:,} tok ({d.tokens / window:.1f}x)" for d in docs.values()), file=sys.stderr)
     if {"rtr", "rag", "auto"} & set(args.methods):
