@@ -395,12 +395,16 @@ def test_answer_fact_cites_the_units_its_markers_name():
     assert "[2] The vault code is 4721." in prompt and fake.calls[0].max_tokens == 64
 
 
-def test_answer_fact_without_markers_cites_the_units_sharing_its_words_else_all():
+def test_answer_fact_cites_the_units_sharing_its_words_else_the_question_s_else_all():
     llm, _ = llm_with({ANSWER: {"answer": "The code is 4721."}})
     r = answer_fact(llm, "What is the vault code?", VAULT, max_tokens=64)
     assert r.text == "The code is 4721. [1]" and [c.evidence.quote for c in r.citations] == [VAULT[1].text]
-    llm, _ = llm_with({ANSWER: {"answer": "Yes."}})
+    # "Yes." (or a choice letter) is in no unit: it rests on the unit about the question
+    llm, _ = llm_with({ANSWER: {"answer": "Yes. [1][2][3]"}})
     r = answer_fact(llm, "Is there a vault code?", VAULT, max_tokens=64)
+    assert r.found and r.text == "Yes. [1]" and [c.evidence.quote for c in r.citations] == [VAULT[1].text]
+    llm, _ = llm_with({ANSWER: {"answer": "B"}})
+    r = answer_fact(llm, "Which option is right?", VAULT, max_tokens=64)  # shares no word with any unit
     assert r.found and len(r.citations) == 3
 
 

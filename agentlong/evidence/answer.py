@@ -72,7 +72,7 @@ class AnswerReply(BaseModel):
 
 def answer_fact(llm: LLM, question: str, units: Sequence[Unit], *, max_tokens: int) -> Result:
     """A brief answer (JSON) from the numbered units; cited by the units sharing its words, else by
-    any ``[n]`` markers it still carries, else by all of them."""
+    those sharing most of the question's words, else by all of them."""
     if not units:
         return not_found("nothing was selected")
     evidence = [u.evidence() for u in units]
@@ -85,9 +85,10 @@ def answer_fact(llm: LLM, question: str, units: Sequence[Unit], *, max_tokens: i
         return not_found(f"the answer call found no answer in {len(units)} selected units")
     if not grounded(out, question, evidence):
         return not_found("the answer's new words are in none of the selected units")
-    # cite the units that hold the answer's own words; the model's [n] markers only where no unit
-    # does (a 0.5B model writes "[1]" before any answer, whichever unit it came from)
-    cited = attribute(out, question, evidence)
+    # cite the units that hold the answer's own words; an answer that is no phrase of the units (a
+    # choice letter, "yes") rests on the units about the question, those sharing most of its words;
+    # only when none does is every unit cited. Markers naming other units are dropped.
+    cited = attribute(out, question, evidence) or attribute(question, "", evidence)
     out = re.sub(r"^(?:\s*\[\d+(?:\s*,\s*\d+)*\])+\s*", "", out) if cited else out  # "[1] Biscuit": cited at the end
     if cited:  # markers naming a unit without the answer's words are dropped
         out = MARKER.sub(lambda m: m.group(0) if all(int(n) in cited for n in re.findall(r"\d+", m.group(1)))
