@@ -14,11 +14,13 @@ Consecutive calls that share a prompt prefix (the system prompt, a document) reu
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -135,6 +137,18 @@ def _load(path: Path, settings: LlamaSettings, n_ctx: int, chat_format: str | No
         ) from exc
 
 
+_LIVE: "weakref.WeakSet[LlamaBackend]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live() -> None:
+    """Free every model still loaded while llama.cpp's bindings still exist: left to the garbage
+    collector at interpreter exit, ``Llama.__del__`` prints "Exception ignored … 'NoneType' object is
+    not callable"."""
+    for backend in list(_LIVE):
+        backend.close()
+
+
 class LlamaBackend(BaseBackend):
     """A GGUF model run in-process by llama.cpp. Not thread-safe inside, so calls are serialised.
 
@@ -156,6 +170,7 @@ class LlamaBackend(BaseBackend):
             self._llama.close()
             self._llama = _load(self.path, self.settings, trained, chat_format)
         self._window = self._llama.n_ctx()
+        _LIVE.add(self)
 
     @classmethod
     def from_name(cls, name_or_path: str, settings: LlamaSettings | None = None) -> "LlamaBackend":
