@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from ..errors import ContextWindowExceeded, InputError, ParseError
 from ..llm import LLM
 from ..packing import SAFETY, prompt_budget, truncate_to_tokens
+from ..prompts import unfence
 from ..settings import MemorySettings
 from ..types import Message
 from .archive import Archive
@@ -253,8 +254,10 @@ class MemoryController:
                                   tokens=llm.tokens(text), preview=_preview(text)))
         messages = [Message(role="system", content=llm.render("chat_system"))]
         for turn, form in flash:
-            if form == "raw":
-                messages += [Message(role="user", content=turn.user), Message(role="assistant", content=turn.assistant)]
+            if form == "raw":  # the conversation itself, as chat turns; defused like every value (no
+                # control token or fence tag from a quoted document can open a turn of its own)
+                messages += [Message(role="user", content=unfence(turn.user)),
+                             Message(role="assistant", content=unfence(turn.assistant))]
             else:  # a large recent turn: its summary goes with the memories, marked recent
                 memories.append({"n": turn.n, "form": form, "kind": "recent", "text": turn.summary or ""})
             refs.append(MemoryRef(n=turn.n, kind="flash", form=form, tokens=llm.tokens(self._form_text(turn, form)),
