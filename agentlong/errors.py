@@ -65,6 +65,10 @@ class BackendUnavailable(BackendError):
 class RateLimited(BackendError):
     default_hint = "wait and retry, or lower the concurrency"
 
+    def __init__(self, message: str, *, hint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after  # seconds the server asked for (Retry-After), when it said
+
 
 class ContextWindowExceeded(BackendError):
     default_hint = "use a shorter input, a smaller chunk size, or a model with a larger context"

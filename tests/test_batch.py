@@ -571,3 +571,18 @@ def test_a_document_decoded_by_a_guess_is_named_in_a_warning(tmp_path):
     assert run(spec, app=extract_app()[0], on_event=notes.append).ok == 2
     warned = [n.message for n in notes if getattr(n, "level", "") == "warning"]
     assert len(warned) == 1 and re.search(r"doc01\.txt: not UTF-8: decoded as \S+", warned[0])
+
+
+def test_a_servers_retry_after_sets_the_wait_before_a_job_level_retry(tmp_path):
+    from agentlong.batch.plan import plan_units
+    from agentlong.batch.tasks import execute_unit
+
+    make_docs(tmp_path / "docs", 1)
+    spec = parse_spec(spec_dict(tmp_path, retries=2, backoff_s=0.01), "job.json", tmp_path)
+    (unit,) = plan_units(spec, sorted((tmp_path / "docs").glob("*.txt")))
+    replies = iter([RateLimited("429 from the server", retry_after=7.0), {"author": "Author Number0"}])
+    app, _ = extract_app({"Report number": lambda messages: next(replies)})
+    waits: list[float] = []
+    rec = execute_unit(app, spec, unit, sleep=waits.append)
+    assert rec["status"] == "ok" and rec["attempts"] == 2
+    assert waits == [7.0]  # not the 0.01 s backoff

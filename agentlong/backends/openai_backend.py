@@ -302,12 +302,8 @@ class OpenAIBackend(BaseBackend):
     def _delay(self, n: int, exc: Exception) -> float:
         """Exponential backoff with a little jitter; a short Retry-After from the server wins."""
         delay = self.settings.backoff_s * (2**n) * (1 + random.random() * 0.1)
-        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-        try:
-            after = float(headers.get("retry-after", ""))
-        except ValueError:
-            return delay
-        return max(delay, min(after, 60.0))
+        after = _retry_after(exc)
+        return delay if after is None else max(delay, after)
 
     def _classify(self, exc: Exception, attempts: int, body: dict) -> tuple[Exception, bool]:
         """(error to raise, whether to retry)."""
@@ -349,7 +345,8 @@ class OpenAIBackend(BaseBackend):
         if status == 429:
             quota = getattr(exc, "code", None) == "insufficient_quota"
             return RateLimited(f"{self.url} is rate limiting requests (429){tried}",
-                               hint="check the account's billing and quota" if quota else None), not quota
+                               hint="check the account's billing and quota" if quota else None,
+                               retry_after=_retry_after(exc)), not quota
         if status >= 500 or status == 408:
             return BackendError(f"{self.url} failed with HTTP {status}{tried}",
                                 hint="the server had an error; retry later or check its logs"), True
@@ -365,6 +362,15 @@ class OpenAIBackend(BaseBackend):
     def _redact(self, text: str) -> str:
         text = " ".join(text.split())
         return text.replace(self._key, "***") if self._key and self._key != NO_KEY else text
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The server's Retry-After in seconds (at most 60), or None."""
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        return min(float(headers.get("retry-after", "")), 60.0)
+    except ValueError:
+        return None
 
 
 def _sent_format(body: dict) -> int | None:

@@ -155,6 +155,7 @@ def execute_unit(
             return _record(app, unit, "failed", attempts, started, usage=spent, error=_error_line(error),
                            extra=_bug_trace(error))
         delay = spec.backoff_s * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
+        delay = max(delay, getattr(error, "retry_after", None) or 0.0)  # a server's Retry-After wins
         if emit:
             emit(Notice(level="warning", message=f"retry {attempts}/{spec.retries} of {unit.document} "
                                                  f"({unit.task}) in {delay:.1f}s: {_error_line(error)[:160]}"))
