@@ -74,8 +74,7 @@ class Agentlong:
         name = self.settings.reasoner
         if not name or name == self.settings.model:
             return None
-        if self._reasoner is None:
-            self._reasoner = get_backend(name, self.settings)
+        self._reasoner = get_backend(name, self.settings)
         return self._reasoner
 
     @property

@@ -25,10 +25,11 @@ from .errors import InputError, debug_traceback
 from .events import Emit, Notice
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .backends.base import Backend
     from .settings import Settings
     from .types import Usage
 
-__all__ = ["go_ahead", "duration", "embed_rate", "record_embed_rate", "model_minutes", "record_model_rate"]
+__all__ = ["go_ahead", "go_ahead_calls", "duration", "embed_rate", "record_embed_rate", "model_minutes", "record_model_rate"]
 
 EMBED_CHUNKS_PER_S = 21.0  # all-MiniLM-L6-v2, 256-token chunks, 2 CPU cores (benchmarks/ingest.py)
 PROMPT_TOKENS_PER_S = {"llama": 125.0, "openai": 2000.0}
@@ -58,6 +59,15 @@ def go_ahead(settings: "Settings", emit: Emit, plan: str, minutes: float,
     raise InputError(f"{line}, above confirm_minutes ({limit:g})",
                      hint="go ahead with --yes (SDK: Agentlong(confirm_minutes=None)), give a smaller input, "
                           "or raise AGENTLONG_CONFIRM_MINUTES")
+
+
+def go_ahead_calls(settings: "Settings", emit: Emit, backend: "Backend", what: str, calls: int, prompt: int,
+                   completion: int, confirm: Callable[[str], bool] | None = None, *, bound: str = "~") -> None:
+    """:func:`go_ahead` for model work: ``what`` + calls, tokens, dollars on a priced API, minutes."""
+    dollars = backend.price(prompt, completion)
+    cost = f", ${dollars:.2f}" if dollars is not None else ""
+    go_ahead(settings, emit, f"{what} ~{calls:,} model calls ({bound}{prompt + completion:,} tokens{cost})",
+             model_minutes(settings, backend.name, prompt, completion), confirm)
 
 
 # -- measured rates ---------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ class LLM:
 
     # -- prompts ---------------------------------------------------------------
     def render(self, name: str, **variables: Any) -> str:
-        for llm in (self, self._parent) if self._parent is not None else (self,):
+        for llm in filter(None, (self, self._parent)):  # a sibling's prompts are the run's too
             if name not in llm.prompts_used:
                 llm.prompts_used.append(name)
         return render(name, self.settings.prompts_dir, **variables)

@@ -360,7 +360,7 @@ def _check_settings(spec: BatchSpec) -> None:
 
 
 def _check_schemas(spec: BatchSpec) -> None:
-    from .tasks import check_schema
+    from .extract import check_schema
 
     for i, task in enumerate(spec.tasks):
         if isinstance(task, ExtractTask):

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 
 from ..errors import InputError
 from ..types import Chunk, Document
+from .strength import BLANK_LINE, LINE, PARAGRAPH, SECTION, SENTENCE, WORD
 
 __all__ = ["chunk_document", "split_spans", "Count"]
 
@@ -33,9 +34,6 @@ Count = Callable[[str], int]
 MIN_FILL = 0.5  # a cut never leaves a chunk below half of what would fit...
 SECTION_FILL = 0.3  # ...except at a section or top-level definition start, which may cut at 30 %
 TOLERANCE = 32  # bisect the longest fitting prefix to within 1/32 of its length
-# boundary strengths; code uses SECTION for top-level definitions, MEMBER for methods
-SECTION, PARAGRAPH, SENTENCE, LINE, WORD = 5, 4, 3, 2, 1
-MEMBER, BLANK_LINE = 4, 3
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 _SENTENCE = re.compile(  # lookbehinds only run at a full stop, so the scan stays fast

@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..types import Document
-from .chunking import MEMBER, SECTION
+from .strength import MEMBER, SECTION
 
 __all__ = ["Definition", "definitions", "code_marks", "symbol_finder", "TREE_SITTER"]
 

@@ -275,7 +275,7 @@ def load_epub(path: Path) -> Loaded:
 
 
 def _chapters(book: Any, document_type: int) -> Iterator[tuple[str, HtmlText]]:
-    from .loaders import decode
+    from .encoding import decode
 
     titles = _toc_titles(book.toc)
     for idref, *_ in book.spine:

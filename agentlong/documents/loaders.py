@@ -11,7 +11,6 @@ not decode are replaced and noted in ``Document.warnings``. Newlines become ``\\
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import os
 import stat
@@ -21,6 +20,7 @@ from typing import Any
 from ..errors import InputError
 from ..settings import Settings
 from ..types import Document
+from .encoding import BOMS, decode
 
 __all__ = ["load_file", "load_text", "decode", "looks_binary", "kind_of", "LANGUAGES", "BINARY_EXTENSIONS"]
 
@@ -50,8 +50,6 @@ BINARY_EXTENSIONS = frozenset(
 OFFICE = {".doc", ".docx", ".odt", ".rtf", ".xls", ".xlsx", ".ods", ".ppt", ".pptx", ".odp", ".pages"}
 HARD_LIMIT_MB = 512  # a single file loaded directly; folders use settings.chunking.max_file_mb
 SNIFF_BYTES = 8192
-_BOMS = [(codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
-         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")]
 
 
 def kind_of(path: str | Path) -> tuple[str, str | None]:
@@ -178,44 +176,12 @@ def looks_binary(head: bytes) -> bool:
     >>> looks_binary(b"plain text\\n"), looks_binary(b"\\x00\\x01\\x02abc")
     (False, True)
     """
-    if not head or any(head.startswith(bom) for bom, _ in _BOMS):
+    if not head or any(head.startswith(bom) for bom, _ in BOMS):
         return False
     if b"\x00" in head:
         return True
     control = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13, 27, 8))
     return control / len(head) > 0.10
-
-
-def decode(data: bytes) -> tuple[str, str, list[str]]:
-    """``(text, encoding, warnings)``: BOM, then UTF-8, then charset-normalizer; bad bytes are replaced.
-
-    >>> decode("café".encode("utf-8"))[:2]
-    ('café', 'utf-8')
-    """
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            text = data.decode(encoding, errors="replace")
-            return text, encoding, _replaced(text, encoding)
-    try:
-        return data.decode("utf-8"), "utf-8", []
-    except UnicodeDecodeError:
-        pass
-    text = data.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd")
-    if sum(1 for ch in text if ord(ch) > 127) - bad > bad:  # real UTF-8 with a few corrupt bytes
-        return text, "utf-8", _replaced(text, "utf-8")
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data[: 4 * 1024 * 1024]).best()
-    encoding = best.encoding if best is not None else "utf-8"
-    text = data.decode(encoding, errors="replace")
-    warnings = [f"not UTF-8: decoded as {encoding}"] + _replaced(text, encoding)
-    return text, encoding, warnings
-
-
-def _replaced(text: str, encoding: str) -> list[str]:
-    bad = text.count("\ufffd")
-    return [f"{bad} undecodable byte sequence(s) replaced with U+FFFD ({encoding})"] if bad else []
 
 
 def _from_text(

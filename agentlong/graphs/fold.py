@@ -38,7 +38,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from ..errors import InputError
-from ..estimate import go_ahead, model_minutes
+from ..estimate import go_ahead_calls
 from ..events import CitationFound, Notice, Progress, StepDone
 from ..evidence.aggregate import is_aggregation
 from ..evidence.answer import (
@@ -308,12 +308,8 @@ def _plan(ctx: RunContext, chunks: Sequence[Chunk], fixed: int, mode: Mode, orde
     calls = len(chunks) + 1
     prompt = sum(c.tokens or llm.tokens(c.text) for c in chunks) + calls * fixed
     completion = len(chunks) * select_reserve(mode) + (summary_tokens(words) if words else 256)
-    dollars = llm.backend.price(prompt, completion)
-    cost = f", ${dollars:.2f}" if dollars is not None else ""
-    go_ahead(ctx.settings, ctx.emit,
-             f"{STRATEGY[order]}: read {len(chunks):,} chunks in ~{calls:,} model calls "
-             f"(≤{prompt + completion:,} tokens{cost})",
-             model_minutes(ctx.settings, llm.backend.name, prompt, completion), ctx.app.confirm if ctx.app else None)
+    go_ahead_calls(ctx.settings, ctx.emit, llm.backend, f"{STRATEGY[order]}: read {len(chunks):,} chunks in", calls,
+                   prompt, completion, ctx.app.confirm if ctx.app else None, bound="≤")
 
 
 def to_answer(ctx: RunContext, question: str, strategy: str, state: dict) -> Answer:

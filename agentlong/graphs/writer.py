@@ -216,16 +216,13 @@ def plan_only(app: "Agentlong", instruction: str, *, words: int, outline: Any = 
 
 def _plan(app: "Agentlong", ctx: Any, target: int, sections: int) -> None:
     """The plan line (and the confirm rule) before writing: calls, tokens, minutes, dollars."""
-    from ..estimate import go_ahead, model_minutes
+    from ..estimate import go_ahead_calls
 
     calls = 3 * sections + 1  # outline, then per section a draft, a continuation or revision, a review
     completion = int(target * 1.4 * 1.6)  # ~1.4 tokens a word, plus continuations and revisions
     prompt = calls * min(ctx.llm.window // 2, 2500)
-    dollars = ctx.llm.backend.price(prompt, completion)
-    cost = f", ${dollars:.2f}" if dollars is not None else ""
-    go_ahead(app.settings, ctx.emit, f"write about {target:,} words in {sections} sections, ~{calls} model calls "
-             f"(~{prompt + completion:,} tokens{cost})",
-             model_minutes(app.settings, ctx.llm.backend.name, prompt, completion), app.confirm)
+    go_ahead_calls(app.settings, ctx.emit, ctx.llm.backend, f"write about {target:,} words in {sections} sections,",
+                   calls, prompt, completion, app.confirm)
 
 
 def write(app: "Agentlong", instruction: str, *, words: int, sources: Any = None, outline: Any = None,
