@@ -220,8 +220,7 @@ def chromium(binary: str, tmp_path: Path, *args: str) -> subprocess.CompletedPro
 
 def test_headless_chromium_renders_the_highlights(tmp_path, keyed_fake, capsys):
     binary = chromium_binary()
-    if binary is None:
-        pytest.skip("chromium not found on PATH (apt-get install chromium; .ci/run installs it)")
+    assert binary is not None, "chromium not found on PATH: apt-get install chromium (.ci/run installs it)"
     doc = tmp_path / "hostile.txt"
     doc.write_text(HOSTILE + "\n" + FACT + "\n" + "The dome was repainted in May.\n")
     out = tmp_path / "report.html"
